@@ -1,0 +1,184 @@
+"""Build registered models and describe them: ``create``, ``model_info``, ``layer_summary``.
+
+This is the one place that does the plumbing between the registry, the models and the weights.
+Builders never touch the device: models come back on the CPU in fp32, in train mode, like
+torchvision's.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .data import get_dataset_spec
+from .errors import InvalidArgumentError
+from .registry import get_entry
+
+__all__ = ["create", "model_info", "ModelInfo", "LayerRow", "layer_summary", "count_params", "count_flops"]
+
+_logger = logging.getLogger(__name__)
+
+FLOPS_NOTE = ("FLOPs of one forward pass of one image, counted by torch.utils.flop_counter: convolutions, "
+              "linear layers and matmuls, FLOPs = 2 x multiply-accumulates; norms, activations and pools "
+              "are not counted.")
+
+
+def _accepted_kwargs(fn: Any) -> list[str]:
+    return [p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def create(name: str, *, num_classes: int | None = None, in_chans: int | None = None,
+           weights: str | None = None, **kwargs: Any) -> nn.Module:
+    """Build model ``name``.
+
+    Args:
+        name: a registered name (``zoo.list_models()``), or ``timm/<name>`` for a timm architecture
+            adapted to the dataset's input size (see ``zoo.timm_interop``).
+        num_classes: classifier outputs (default: the model's dataset).
+        in_chans: input channels (default: the model's dataset).
+        weights: a weight name ``arch.tag``, a tag of this model, ``"default"``, or a file path.
+        **kwargs: options of the model's builder (e.g. ``dropout``); an unknown one raises.
+            Options that are ``None`` are dropped, so a CLI can pass its options straight through.
+    """
+    if name.startswith("timm/"):
+        from .timm_interop import create_timm
+
+        return create_timm(name[len("timm/"):], num_classes=num_classes, in_chans=in_chans, **kwargs)
+    entry = get_entry(name)
+    options = {k: v for k, v in dict(kwargs, num_classes=num_classes, in_chans=in_chans).items() if v is not None}
+    accepted = _accepted_kwargs(entry.fn)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidArgumentError(
+            f"{name} does not accept {', '.join(unknown)}; its options are: {', '.join(accepted)}"
+        )
+    model = entry.fn(**options)
+    if weights is not None:
+        from .weights import load_into
+
+        load_into(model, name, weights)
+    return model
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not; buffers such as BatchNorm statistics excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass on one input of ``input_size`` (see ``FLOPS_NOTE``).
+
+    Runs on whatever device the model is on, the meta device included (no computation is done there).
+    """
+    device = next(model.parameters()).device
+    x = torch.zeros((1, *input_size), device=device)
+    was_training = model.training
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What zoo knows about an architecture. Counts are measured on the built model."""
+
+    name: str
+    family: str
+    description: str
+    source: str
+    dataset: str
+    num_classes: int
+    input_size: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    params: int
+    expected_params: int
+    reported_params: int | None
+    params_note: str
+    gflops: float
+    flops_note: str
+    reported_accuracy: float | None
+    weights: tuple[str, ...]
+
+    @property
+    def params_match(self) -> bool:
+        return self.params == self.expected_params
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params_match"] = self.params_match
+        return d
+
+
+def _build_on_meta(name: str) -> nn.Module:
+    with torch.device("meta"):
+        return get_entry(name).fn()
+
+
+@functools.lru_cache(maxsize=None)
+def model_info(name: str) -> ModelInfo:
+    """Describe ``name``: its source, counted vs expected parameters, GFLOPs at its default input, weights.
+
+    The model is built on the meta device, so this is cheap even for the largest networks.
+    """
+    entry = get_entry(name)
+    spec = get_dataset_spec(entry.dataset)
+    model = _build_on_meta(name)
+    return ModelInfo(
+        name=name,
+        family=entry.family,
+        description=entry.description,
+        source=entry.source,
+        dataset=spec.name,
+        num_classes=spec.num_classes,
+        input_size=spec.input_size,
+        mean=spec.mean,
+        std=spec.std,
+        params=count_params(model),
+        expected_params=entry.expected_params,
+        reported_params=entry.reported_params,
+        params_note=entry.params_note,
+        gflops=count_flops(model, spec.input_size) / 1e9,
+        flops_note=FLOPS_NOTE,
+        reported_accuracy=entry.reported_accuracy,
+        weights=tuple(w.name for w in entry.weights),
+    )
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+def layer_summary(name: str) -> list[LayerRow]:
+    """Leaf modules of ``name`` in call order, with the output shape for one input and their own parameters."""
+    entry = get_entry(name)
+    model = _build_on_meta(name).eval()
+    rows: list[LayerRow] = []
+    hooks = []
+    for mod_name, module in model.named_modules():
+        if list(module.children()) or isinstance(module, nn.Identity):
+            continue
+
+        def hook(mod: nn.Module, args: Any, out: Any, mod_name: str = mod_name) -> None:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+            rows.append(LayerRow(mod_name, type(mod).__name__, shape, sum(p.numel() for p in mod.parameters())))
+
+        hooks.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        model(torch.zeros((1, *entry.input_size), device="meta"))
+    for h in hooks:
+        h.remove()
+    return rows

@@ -1,0 +1,209 @@
+"""ResNets for 32x32 input, one class for both CIFAR designs.
+
+Papers: K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
+
+- ``resnet18`` ... ``resnet152``: the ImageNet stage layout (Table 1; widths 64-128-256-512, basic or
+  bottleneck blocks, 1x1-conv + BatchNorm projection shortcuts) with the stem adapted to 32x32: a 3x3
+  stride-1 conv and no max-pool. This is the variant of report 002 (``002_12318041e45b9a7a.txt``,
+  section 1.5, Table 3).
+- ``resnet20`` ... ``resnet110``: the CIFAR networks of section 4.2: 6n+2 layers in three stages of
+  16-32-64 channels and option A shortcuts (identity, with stride-2 subsampling and zero-padded extra
+  channels when the shape changes: no parameters). The shortcut is a module, so the network scripts
+  and exports.
+"""
+
+from __future__ import annotations
+
+from typing import Type, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import register_model
+
+__all__ = ["ResNet", "BasicBlock", "Bottleneck"]
+
+
+class ZeroPadShortcut(nn.Module):
+    """He et al. option A: subsample by ``stride`` and zero-pad the new channels. No parameters."""
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.pad = out_planes - in_planes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        # pad order is (W_left, W_right, H_top, H_bottom, C_front, C_back)
+        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+
+
+def _shortcut(kind: str, in_planes: int, out_planes: int, stride: int) -> nn.Module:
+    if stride == 1 and in_planes == out_planes:
+        return nn.Identity()
+    if kind == "A":
+        return ZeroPadShortcut(in_planes, out_planes, stride)
+    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B") -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = _shortcut(shortcut, in_planes, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, shortcut: str = "B") -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.shortcut = _shortcut(shortcut, in_planes, out_planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+Block = Type[Union[BasicBlock, Bottleneck]]
+
+
+class ResNet(nn.Module):
+    """3x3 stride-1 stem (no max-pool), stages of residual blocks, global average pool, linear head."""
+
+    def __init__(self, block: Block, layers: list[int], widths: list[int], *, shortcut: str = "B",
+                 num_classes: int = 10, in_chans: int = 3) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_chans, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        in_planes = widths[0]
+        # Stages are attributes layer1..layer4 (as in torchvision and the common CIFAR ports), so their
+        # state dicts load directly; a three-stage network has an empty layer4.
+        for i in range(4):
+            stage: nn.Module = nn.Identity()
+            if i < len(layers):
+                blocks = []
+                for j in range(layers[i]):
+                    stride = 2 if i > 0 and j == 0 else 1
+                    blocks.append(block(in_planes, widths[i], stride, shortcut))
+                    in_planes = widths[i] * block.expansion
+                stage = nn.Sequential(*blocks)
+            setattr(self, f"layer{i + 1}", stage)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(1)
+        self.linear = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.linear(self.flatten(self.pool(x)))
+
+
+def _create_resnet(block: Block, layers: list[int], widths: list[int], shortcut: str, *, num_classes: int = 10,
+                   in_chans: int | None = None) -> ResNet:
+    return ResNet(block, layers, widths, shortcut=shortcut, num_classes=num_classes,
+                  in_chans=3 if in_chans is None else in_chans)
+
+
+_WIDE = [64, 128, 256, 512]
+_CIFAR = [16, 32, 64]
+_R002 = "He et al. 2016, Table 1, stem adapted to 32x32; report 002 (002_12318041e45b9a7a.txt), Table 3"
+_HE42 = "He et al. 2016, section 4.2 (CIFAR-10), option A shortcuts"
+
+
+def _rounded(m: str) -> str:
+    return f"Report 002 rounds to {m}M."
+
+
+@register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=11_173_962,
+                params_note=_rounded("11.174"))
+def resnet18(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-18 for 32x32 input: basic blocks [2, 2, 2, 2], 3x3 stride-1 stem, no max-pool."""
+    return _create_resnet(BasicBlock, [2, 2, 2, 2], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=21_282_122,
+                params_note=_rounded("21.282"))
+def resnet34(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-34 for 32x32 input: basic blocks [3, 4, 6, 3], 3x3 stride-1 stem, no max-pool."""
+    return _create_resnet(BasicBlock, [3, 4, 6, 3], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=23_520_842,
+                params_note=_rounded("23.521"))
+def resnet50(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-50 for 32x32 input: bottleneck blocks [3, 4, 6, 3], 3x3 stride-1 stem, no max-pool."""
+    return _create_resnet(Bottleneck, [3, 4, 6, 3], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=42_512_970,
+                params_note=_rounded("42.513"))
+def resnet101(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-101 for 32x32 input: bottleneck blocks [3, 4, 23, 3], 3x3 stride-1 stem, no max-pool."""
+    return _create_resnet(Bottleneck, [3, 4, 23, 3], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=58_156_618,
+                params_note=_rounded("58.157"))
+def resnet152(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-152 for 32x32 input: bottleneck blocks [3, 8, 36, 3], 3x3 stride-1 stem, no max-pool."""
+    return _create_resnet(Bottleneck, [3, 8, 36, 3], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=269_722,
+                reported_accuracy=91.25)
+def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-20 (n=3): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 8.75% error."""
+    return _create_resnet(BasicBlock, [3, 3, 3], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=464_154,
+                reported_accuracy=92.49)
+def resnet32(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-32 (n=5): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 7.51% error."""
+    return _create_resnet(BasicBlock, [5, 5, 5], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=658_586,
+                reported_accuracy=92.83)
+def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-44 (n=7): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 7.17% error."""
+    return _create_resnet(BasicBlock, [7, 7, 7], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=853_018,
+                reported_accuracy=93.03)
+def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-56 (n=9): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.97% error."""
+    return _create_resnet(BasicBlock, [9, 9, 9], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
+
+
+@register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=1_727_962,
+                reported_accuracy=93.57)
+def resnet110(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
+    """ResNet-110 (n=18): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.43% error."""
+    return _create_resnet(BasicBlock, [18, 18, 18], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
