@@ -1,0 +1,53 @@
+"""The CLI: one command per API call, --json everywhere, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from zoo.cli import cli
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_list_json_has_all_models_with_matching_counts() -> None:
+    code, out = _run("list", "--json")
+    assert code == 0
+    models = json.loads(out)
+    assert len(models) >= 30
+    assert all(m["params"] == m["expected_params"] for m in models)
+
+
+def test_list_table_and_pattern() -> None:
+    code, out = _run("list", "vgg1?_bn")
+    assert code == 0
+    assert "vgg11_bn" in out and "vgg19_bn" in out and "resnet" not in out
+
+
+def test_info_json() -> None:
+    code, out = _run("info", "vgg19_bn", "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["params"] == 20_365_002 and info["params_match"]
+    assert sum(layer["params"] for layer in info["layers"]) == 20_365_002
+
+
+def test_info_text_shows_report_discrepancy() -> None:
+    code, out = _run("info", "cnn3_fc1000")
+    assert code == 0
+    assert "1,191,170 counted" in out and "1,088,418" in out
+
+
+def test_unknown_model_is_one_line_error_without_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "zoo", "info", "resnet21"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown model 'resnet21'; did you mean:")
+    assert "resnet20" in lines[0]
+    assert "Traceback" not in proc.stderr
