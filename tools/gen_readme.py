@@ -1,0 +1,70 @@
+"""Regenerate the generated tables of README.md from the registry.
+
+    python tools/gen_readme.py          # rewrite README.md in place
+    python tools/gen_readme.py --check  # exit 1 when README.md is stale (the test suite runs this)
+
+Each table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import zoo
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def model_table() -> str:
+    rows = ["| model | family | dataset | params (counted) | source's own figure | GFLOPs | source | weights |",
+            "|---|---|---|---:|---:|---:|---|---|"]
+    for name in zoo.list_models():
+        i = zoo.model_info(name)
+        own = f"{i.reported_params:,}" if i.reported_params is not None else ""
+        rows.append(f"| `{i.name}` | {i.family} | {i.dataset} | {i.params:,} | {own} | {i.gflops:.4f} | "
+                    f"{i.source} | {', '.join(i.weights) or '-'} |")
+    return "\n".join(rows)
+
+
+def param_notes() -> str:
+    lines = []
+    for name in zoo.list_models():
+        i = zoo.model_info(name)
+        if i.params_note:
+            lines.append(f"- `{i.name}`: {i.params_note}")
+    return "\n".join(lines)
+
+
+SECTIONS = {"models": model_table, "param-notes": param_notes}
+
+
+def render(text: str) -> str:
+    for key, fn in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- BEGIN {key} -->\n)(?:.*?\n)?(<!-- END {key} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no '{key}' markers")
+        text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when README.md is stale instead of writing it")
+    args = parser.parse_args()
+    old = README.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            print("README.md is stale: run `python tools/gen_readme.py`", file=sys.stderr)
+            return 1
+        return 0
+    if new != old:
+        README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
