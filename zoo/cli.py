@@ -104,6 +104,128 @@ def info_cmd(name: str, as_json: bool) -> None:
     click.echo(_table(rows, ["layer", "type", "output", "params"], right={3}))
 
 
+def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.replace(",", " ").split())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+
+
+@cli.command("eval")
+@click.option("--model", "-m", "model_name", required=True, help="Registered model name (see `zoo list`).")
+@click.argument("dataset")
+@click.option("--weights", "-w", help="Weight name (arch.tag), tag, or a checkpoint file (.safetensors/.pth/.th).")
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
+@click.option("--mean", callback=_floats, help="Normalisation mean, e.g. 0.4914,0.4822,0.4465.")
+@click.option("--std", callback=_floats, help="Normalisation std, e.g. 0.247,0.2435,0.2616.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@click.option("--download", is_flag=True, help="Download the dataset with torchvision if it is missing.")
+@click.option("--no-verify", is_flag=True, help="Load a dataset copy that fails verification (with a warning).")
+@click.option("--no-sample", is_flag=True, help="Fail instead of falling back to the embedded sample.")
+@click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG.")
+@click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@json_option
+def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
+             limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
+             download: bool, no_verify: bool, no_sample: bool, confusion_png: str | None, per_class: bool,
+             progress: bool, as_json: bool) -> None:
+    """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist): top-1, top-5, loss, per class."""
+    from .evaluate import evaluate_model
+
+    r = evaluate_model(model_name, dataset, weights=weights, split=split, data_dir=data_dir, download=download,
+                       verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
+                       std=std, allow_sample=not no_sample, progress=progress and not as_json)
+    if confusion_png:
+        from .plots import plot_confusion
+
+        plot_confusion(r.confusion, r.classes, confusion_png,
+                       title=f"{r.model} on {r.dataset} {r.split} ({r.num_images:,} images), top-1 {r.top1:.2f}%")
+    if as_json:
+        _emit_json(r.to_dict())
+        return
+    what = "embedded sample" if r.is_sample else f"{r.split} split"
+    click.echo(f"{r.model} on {r.dataset} {what}: {r.num_images:,} images (data: {r.data_verification})")
+    sha = f" (sha256 {r.weights_sha256[:12]}...)" if r.weights_sha256 else ""
+    click.echo(f"weights: {r.weights_note}{sha}")
+    click.echo(f"top-1  {r.top1:6.2f}%  ({r.correct:,}/{r.num_images:,})")
+    click.echo(f"top-5  {r.top5:6.2f}%")
+    click.echo(f"loss   {r.loss:.4f}")
+    click.echo(f"speed  {r.images_per_s:,.0f} images/s, {r.wall_s:.2f} s, batch {r.batch_size}, {r.device}")
+    if per_class:
+        rows = [[c["class"], f"{c['images']:,}", f"{c['accuracy']:.2f}%"] for c in r.per_class]
+        click.echo(_table(rows, ["class", "images", "top-1"], right={1, 2}))
+    if confusion_png:
+        click.echo(f"confusion matrix: {confusion_png}")
+    for note in r.notes:
+        click.echo(f"NOTE: {note}")
+
+
+@cli.command("train")
+@click.option("--model", "-m", "model_name", help="Model to train (default: the recipe's).")
+@click.option("--recipe", "-r", "recipe_name", required=True, help="Named recipe (see `zoo recipes`).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe setting (repeatable).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory (default: runs/<model>-<recipe>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@click.option("--tag", help="Checkpoint tag: the file is <model>.<tag>-<sha8>.safetensors (default: the dataset).")
+@click.option("--save-dtype", type=click.Choice(["float32", "float16"]), help="Storage dtype of the final weights.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], out_dir: str | None,
+              resume: bool, tag: str | None, save_dtype: str | None, data_dir: str | None, device: str,
+              progress: bool, as_json: bool) -> None:
+    """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
+    from .recipes import parse_overrides, resolve_recipe
+    from .train import train
+
+    recipe = resolve_recipe(recipe_name, parse_overrides(overrides), model=model_name)
+    out_dir = out_dir or os.path.join("runs", f"{recipe.model}-{recipe.name}")
+    r = train(recipe, out_dir=out_dir, data_dir=data_dir, resume=resume, device=device, tag=tag,
+              progress=progress and not as_json, save_dtype=save_dtype)
+    if not r.checkpoint:  # not the main process of a distributed run
+        return
+    if as_json:
+        _emit_json(r.to_dict())
+        return
+    last = r.history[-1]
+    click.echo(f"{recipe.model} trained with {recipe.name}: {len(r.history)} epochs, {r.train_time_s:,.0f} s "
+               f"({r.hardware})")
+    click.echo(f"last epoch: train top-1 {last['train_top1']:.2f}%, {last['train_images_per_s']:,.0f} images/s")
+    click.echo(f"checkpoint: {r.checkpoint} (sha256 {r.sha256})")
+    click.echo(f"stored file on the full test split: top-1 {r.metrics['top1']:.2f}% "
+               f"({r.metrics['correct']:,}/{r.metrics['num_images']:,}), top-5 {r.metrics['top5']:.2f}%, "
+               f"loss {r.metrics['loss']:.4f}")
+
+
+@cli.command("recipes")
+@click.argument("name", required=False)
+@json_option
+def recipes_cmd(name: str | None, as_json: bool) -> None:
+    """List the named recipes, or show one resolved."""
+    from .recipes import get_recipe, list_recipes
+
+    if name:
+        r = get_recipe(name)
+        if as_json:
+            _emit_json(r.to_dict())
+        else:
+            click.echo("\n".join(f"{k:16s} {v}" for k, v in r.to_dict().items()))
+        return
+    recipes = [get_recipe(n) for n in list_recipes()]
+    if as_json:
+        _emit_json([r.to_dict() for r in recipes])
+        return
+    rows = [[r.name, r.model or "-", r.dataset, str(r.epochs), r.description] for r in recipes]
+    click.echo(_table(rows, ["recipe", "model", "dataset", "epochs", "description"], right={3}))
+
+
 def _run(command: Callable[..., Any], prog_name: str) -> None:
     """Run a click command with zoo's error boundary."""
     debug = "--debug" in sys.argv or os.environ.get("ZOO_DEBUG", "") not in ("", "0")

@@ -1,0 +1,20 @@
+"""Shared test helpers.
+
+Real-data tests read the datasets from ``ZOO_DATA``: they are skipped when it is unset and fail when
+it is set but the dataset is missing there (CI sets it, so a missing dataset fails CI).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def require_dataset(name: str, split: str = "test") -> None:
+    """Skip without ZOO_DATA; with it, load ``name`` (a missing or corrupt dataset fails the test)."""
+    if not os.environ.get("ZOO_DATA"):
+        pytest.skip("ZOO_DATA is not set; run with ZOO_DATA=<dataset root> (e.g. ../shared/datasets)")
+    from zoo.data import load_split
+
+    load_split(name, split)

@@ -1,0 +1,208 @@
+"""Evaluation: top-1, top-5, mean loss, per-class accuracy, confusion matrix, throughput.
+
+``evaluate`` runs a model over a ``zoo.data.Split``; ``evaluate_model`` is the whole job behind
+``zoo-eval``: build the model, load its weights, load the data (or the embedded sample), evaluate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .builder import create
+from .data import Split, batches, get_dataset_spec, load_for_eval
+from .errors import InvalidArgumentError
+from .registry import get_entry
+
+__all__ = ["EvalResult", "evaluate", "evaluate_model", "resolve_device"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation; ``to_dict`` is what ``zoo-eval --json`` prints."""
+
+    model: str
+    dataset: str
+    split: str
+    num_images: int
+    is_sample: bool
+    data_verification: str
+    weights: str | None
+    weights_sha256: str | None
+    weights_note: str
+    top1: float
+    top5: float
+    loss: float
+    correct: int
+    per_class: list[dict[str, Any]]
+    confusion: list[list[int]]
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    batch_size: int
+    device: str
+    images_per_s: float
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N``; a CUDA request on a machine without CUDA raises."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"--device {device}: no CUDA device is available on this machine; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise InvalidArgumentError(f"unsupported device {device!r}; use cpu or cuda")
+    return dev
+
+
+def _progress(it: Iterator[Any], total: int, enabled: bool, desc: str) -> Iterator[Any]:
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return iter(tqdm(it, total=total, desc=desc, unit="batch", leave=False))
+
+
+def _check_shapes(model: nn.Module, split: Split, num_classes: int, device: torch.device, name: str) -> None:
+    """Fail with a clear message when the model does not fit the data (input shape or class count)."""
+    x = split.images[:2]
+    try:
+        with torch.no_grad():
+            out = model(x.to(device, torch.float32))
+    except RuntimeError as e:
+        shape = "x".join(map(str, x.shape[1:]))
+        raise InvalidArgumentError(
+            f"{name} cannot take {split.dataset.name} input of shape {shape}: {str(e).splitlines()[0]}"
+        ) from None
+    if out.ndim != 2 or out.shape[1] != num_classes:
+        raise InvalidArgumentError(
+            f"{name} outputs {tuple(out.shape[1:])} scores but {split.dataset.name} has {num_classes} classes"
+        )
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, device: str | torch.device = "cpu",
+             mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+             progress: bool = False, name: str = "model") -> dict[str, Any]:
+    """Evaluate ``model`` on ``split``; returns the metrics of ``EvalResult`` as a dict."""
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch size must be positive, got {batch_size}")
+    device = torch.device(device)
+    num_classes = split.dataset.num_classes
+    model = model.to(device).eval()
+    _check_shapes(model, split, num_classes, device, name)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    loss_sum, top5_correct, n = 0.0, 0, 0
+    k = min(5, num_classes)
+    total = (len(split) + batch_size - 1) // batch_size
+    t0 = time.perf_counter()
+    for x, y in _progress(batches(split, batch_size, mean=mean, std=std, device=device), total, progress, name):
+        logits = model(x).float()
+        y = y.to(device)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        top5_correct += (logits.topk(k, 1).indices == y[:, None]).any(1).sum().item()
+        pred = logits.argmax(1)
+        confusion += torch.bincount((y * num_classes + pred).cpu(), minlength=num_classes**2).view(
+            num_classes, num_classes)
+        n += y.numel()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - t0
+    correct = int(confusion.diag().sum())
+    per_class_n = confusion.sum(1)
+    per_class = [
+        {"class": c, "images": int(per_class_n[i]),
+         "accuracy": 100.0 * float(confusion[i, i]) / max(1, int(per_class_n[i]))}
+        for i, c in enumerate(split.dataset.classes)
+    ]
+    return dict(
+        num_images=n,
+        top1=100.0 * correct / max(1, n),
+        top5=100.0 * top5_correct / max(1, n),
+        loss=loss_sum / max(1, n),
+        correct=correct,
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        images_per_s=n / wall if wall > 0 else float("inf"),
+        wall_s=wall,
+    )
+
+
+def _subset(split: Split, limit: int) -> Split:
+    import dataclasses
+
+    idx = split.indices[:limit] if split.indices is not None else None
+    return dataclasses.replace(split, images=split.images[:limit], labels=split.labels[:limit], indices=idx)
+
+
+def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split: str = "test",
+                   data_dir: str | None = None, download: bool = False, verify: bool = True,
+                   batch_size: int = 256, device: str = "cpu", limit: int | None = None,
+                   mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                   allow_sample: bool = True, progress: bool = False, seed: int = 0) -> EvalResult:
+    """Build ``name``, load ``weights`` (default: its released default checkpoint), evaluate on ``dataset``.
+
+    With no released checkpoint and no ``weights``, the model is evaluated with random weights from
+    ``seed`` and the result says so. When the dataset is absent and ``allow_sample``, the embedded
+    1,000-image sample is used and the result says so.
+    """
+    entry = get_entry(name) if not name.startswith("timm/") else None
+    spec = get_dataset_spec(dataset)
+    dev = resolve_device(device)
+    notes: list[str] = []
+    if weights is None and entry is not None and entry.weights:
+        weights = "default"
+    torch.manual_seed(seed)
+    model = create(name, num_classes=spec.num_classes if entry is None else None)
+    loaded = None
+    weights_note = ""
+    if weights is None:
+        weights_note = f"no released checkpoint for {name}: random weights (seed {seed}), accuracy is chance level"
+        notes.append(weights_note)
+    else:
+        from .weights import load_into
+
+        loaded = load_into(model, name, weights)
+        weights_note = f"loaded {loaded.name}" if loaded is not None else f"loaded {weights}"
+        if loaded is not None and loaded.dataset != spec.name:
+            notes.append(f"checkpoint {loaded.name} was trained on {loaded.dataset}, evaluated on {spec.name}")
+    if mean is None and loaded is not None:
+        mean = tuple(loaded.mean)
+    if std is None and loaded is not None:
+        std = tuple(loaded.std)
+    mean = tuple(mean) if mean is not None else spec.mean
+    std = tuple(std) if std is not None else spec.std
+    if len(mean) != spec.input_size[0] or len(std) != spec.input_size[0]:
+        raise InvalidArgumentError(f"--mean/--std need {spec.input_size[0]} values for {spec.name}, "
+                                   f"got {len(mean)} and {len(std)}")
+    data = load_for_eval(spec.name, split, data_dir=data_dir, download=download, verify=verify,
+                         allow_sample=allow_sample)
+    if data.is_sample:
+        notes.append(f"{spec.name} not found: evaluated on the embedded {len(data):,}-image sample of the test "
+                     "split, not the full test set")
+    if limit is not None:
+        if limit < 1:
+            raise InvalidArgumentError(f"--limit must be positive, got {limit}")
+        data = _subset(data, limit)
+        notes.append(f"limited to the first {len(data):,} images")
+    metrics = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
+                       name=name)
+    sha = getattr(loaded, "sha256", None)
+    return EvalResult(
+        model=name, dataset=spec.name, split=split, is_sample=data.is_sample,
+        data_verification=data.verification, weights=loaded.name if loaded is not None else weights,
+        weights_sha256=sha, weights_note=weights_note, classes=list(spec.classes), mean=list(mean),
+        std=list(std), batch_size=batch_size, device=str(dev), notes=notes, **metrics,
+    )

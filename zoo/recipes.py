@@ -1,0 +1,199 @@
+"""Training recipes as data.
+
+A ``Recipe`` is one typed block of hyperparameters with defaults; named recipes hold only what they
+change. ``resolve_recipe(name, overrides)`` applies ``key=value`` overrides and rejects unknown keys;
+the resolved recipe (``Recipe.to_dict``) is saved with every run and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidArgumentError, UnknownModelError
+
+__all__ = ["Recipe", "RECIPES", "get_recipe", "resolve_recipe", "list_recipes", "parse_overrides"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a training run. Epoch-based quantities are in epochs."""
+
+    name: str = "custom"
+    description: str = ""
+    model: str = ""
+    dataset: str = "cifar10"
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    milestones: tuple[float, ...] = ()  # step schedule: epochs at which lr is multiplied by gamma
+    gamma: float = 0.1  # step / exponential (per epoch) decay factor
+    warmup_epochs: float = 0.0  # linear warm-up from 0, before any schedule but onecycle
+    onecycle_pct: float = 0.25  # onecycle: share of the run spent rising to lr
+    final_lr_ratio: float = 0.0  # cosine / onecycle end value as a share of lr
+    label_smoothing: float = 0.0
+    flip: bool = False
+    crop_pad: int = 0  # pad-and-random-crop; 0 = off
+    cutout: int = 0  # cutout square size; 0 = off
+    standardize: bool = True  # normalise with the dataset's mean/std, else only scale to [0, 1]
+    precision: str = "fp32"
+    channels_last: bool = False
+    seed: int = 0
+    eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)
+    train_limit: int = 0  # train on the first N training images only (0 = all); for quick runs and studies
+    source: str = ""  # where the recipe comes from (a report and its section, or "zoo")
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+            (self.eval_every >= 1, "eval_every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidArgumentError(f"recipe {self.name!r}: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - fields)
+        if unknown:
+            raise InvalidArgumentError(f"unknown recipe keys: {', '.join(unknown)}")
+        d = dict(d)
+        for key in ("betas", "milestones"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def _r(**kwargs: Any) -> Recipe:
+    return Recipe(**kwargs)
+
+
+_R003 = "report 003 (003_148fa9d481c7e76e.txt), sections 1-2: Adam lr 1e-3, batch 64, 10 epochs, no augmentation"
+_CIFAR_AUG = dict(flip=True, crop_pad=4)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    # -- MNIST ----------------------------------------------------------------------------------------
+    _r(name="mlp_60_40_20_bn.mnist", model="mlp_60_40_20_bn", dataset="mnist", epochs=30, batch_size=128,
+       optimizer="adam", lr=3e-3, weight_decay=0.0, schedule="onecycle", source="zoo",
+       description="Adam, one-cycle lr 3e-3, 30 epochs, no augmentation (report 000 trains Adam with no schedule)."),
+    _r(name="cnn_32_64_mnist.mnist", model="cnn_32_64_mnist", dataset="mnist", epochs=8, batch_size=128,
+       optimizer="adam", lr=1e-3, schedule="onecycle", precision="bf16", source="zoo",
+       description="Adam, one-cycle lr 1e-3, 8 epochs, bf16 autocast."),
+    _r(name="mlp_2523.mnist", model="mlp_2523", dataset="mnist", epochs=15, batch_size=128, optimizer="adam",
+       lr=1e-3, schedule="onecycle", precision="bf16", source="zoo",
+       description="Adam, one-cycle lr 1e-3, 15 epochs, bf16 autocast."),
+    # -- report 003 ------------------------------------------------------------------------------------
+    _r(name="report003", dataset="cifar10", epochs=10, batch_size=64, optimizer="adam", lr=1e-3,
+       source=_R003, description="Report 003's own recipe."),
+    _r(name="lenet_cifar.cifar10", model="lenet_cifar", dataset="cifar10", epochs=30, batch_size=128,
+       optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+       label_smoothing=0.1, precision="bf16", channels_last=True, source="zoo", **_CIFAR_AUG,
+       description="SGD-Nesterov, one-cycle lr 0.05, wd 5e-4, flip + crop, label smoothing 0.1, 30 epochs."),
+    # -- report 004's ladder ---------------------------------------------------------------------------
+    _r(name="report004", dataset="cifar10", epochs=40, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
+       schedule="exponential", gamma=0.95, flip=True, crop_pad=4, standardize=True,
+       source="report 004 (004_f560f7d258634cdd.txt), section 2.2: standardisation, flip and crop, lr scheduler, "
+              "dropout, BatchNorm (lr, batch and epochs are not given; chosen)",
+       description="Report 004's ladder: standardisation, flip + crop, exponential lr decay."),
+    # -- ResNets -------------------------------------------------------------------------------------
+    _r(name="resnet20.cifar10", model="resnet20", dataset="cifar10", epochs=40, batch_size=128, optimizer="sgd",
+       lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1,
+       precision="bf16", channels_last=True, source="zoo", **_CIFAR_AUG,
+       description="SGD-Nesterov, one-cycle lr 0.2, wd 5e-4, flip + crop, label smoothing 0.1, bf16, 40 epochs."),
+    _r(name="he2016", dataset="cifar10", epochs=164, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
+       weight_decay=1e-4, schedule="step", milestones=(82, 123), gamma=0.1, flip=True, crop_pad=4,
+       source="He et al. 2016, section 4.2 (64k iterations at batch 128, lr divided by 10 at 32k and 48k)",
+       description="He et al.'s CIFAR recipe."),
+    _r(name="fast_onecycle", dataset="cifar10", epochs=10, batch_size=256, optimizer="sgd", lr=0.2, momentum=0.9,
+       nesterov=True, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, precision="bf16",
+       channels_last=True, source="zoo", **_CIFAR_AUG,
+       description="A few epochs for big CIFAR models on a CPU: one-cycle, bf16, channels_last."),
+)}
+
+
+def list_recipes() -> list[str]:
+    return sorted(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, RECIPES, n=3, cutoff=0.5)
+        hint = f"; did you mean: {', '.join(close)}?" if close else f"; known: {', '.join(list_recipes())}"
+        raise UnknownModelError(f"unknown recipe {name!r}{hint}") from None
+
+
+def _coerce(field_type: Any, default: Any, raw: str, key: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(float(v) for v in raw.replace(",", " ").split())
+        return raw
+    except ValueError:
+        raise InvalidArgumentError(f"--set {key}={raw}: expected {type(default).__name__}") from None
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["lr=0.1", "epochs=3"]`` -> typed dict; unknown keys raise with close matches."""
+    fields = {f.name: f for f in dataclasses.fields(Recipe)}
+    defaults = Recipe()
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InvalidArgumentError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=3)
+            hint = f"; did you mean: {', '.join(close)}?" if close else ""
+            raise InvalidArgumentError(f"unknown recipe key {key!r}{hint}")
+        out[key] = _coerce(fields[key].type, getattr(defaults, key), raw.strip(), key)
+    return out
+
+
+def resolve_recipe(name: str, overrides: dict[str, Any] | None = None, *, model: str | None = None) -> Recipe:
+    """The named recipe with ``overrides`` applied (and ``model`` set when given)."""
+    recipe = get_recipe(name)
+    changes = dict(overrides or {})
+    if model is not None:
+        changes["model"] = model
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Recipe)})
+    if unknown:
+        raise InvalidArgumentError(f"unknown recipe keys: {', '.join(unknown)}")
+    return dataclasses.replace(recipe, **changes)

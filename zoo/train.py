@@ -1,0 +1,339 @@
+"""The training loop: recipes in, a self-describing checkpoint out.
+
+Data lives in memory as uint8 tensors; each batch is normalised and augmented on tensors (flip,
+pad-and-crop, cutout). bf16 autocast and channels_last are recipe settings. State is checkpointed
+atomically after every epoch (``state.pt``, read back with ``weights_only=True``) and ``resume``
+continues exactly: the data order and the dropout RNG of every epoch derive from the seed and the
+epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an equal share of every
+global batch (DistributedDataParallel, gloo on CPU, nccl on CUDA).
+
+A run directory holds ``recipe.json``, ``log.jsonl`` (one line per epoch), ``state.pt``,
+``curves.png``, the final ``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics
+measured from that stored file on the full test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .builder import count_flops, count_params, create
+from .data import Split, augment_flip_crop, batches, cutout, load_split
+from .errors import InvalidArgumentError, ZooError
+from .evaluate import evaluate, resolve_device
+from .recipes import Recipe
+from .weights import load_into, save_checkpoint, sha256_file
+
+__all__ = ["train", "TrainResult", "lr_at", "hardware_description"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    out_dir: str
+    checkpoint: str
+    sha256: str
+    recipe: dict[str, Any]
+    metrics: dict[str, Any]  # of the stored file on the full test split
+    history: list[dict[str, Any]]
+    train_time_s: float
+    hardware: str
+    num_params: int
+    gflops: float
+    world_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hardware_description(device: torch.device | str = "cpu", world_size: int = 1) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    what = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        what = f"{what}, {torch.get_num_threads()} threads"
+    return f"{what} x {world_size} processes" if world_size > 1 else what
+
+
+def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
+    """Learning rate at optimiser step ``step`` (0-based); schedules are evaluated per step."""
+    total = recipe.epochs * steps_per_epoch
+    epoch = step / steps_per_epoch
+    base, final = recipe.lr, recipe.lr * recipe.final_lr_ratio
+    if recipe.schedule == "onecycle":
+        peak = max(1, int(recipe.onecycle_pct * total))
+        if step < peak:
+            return base * (0.04 + 0.96 * step / peak)  # rise from lr/25 as torch's OneCycleLR
+        t = (step - peak) / max(1, total - peak)
+        return final + (base - final) * 0.5 * (1 + math.cos(math.pi * t))
+    warm = recipe.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return base * (step + 1) / warm
+    if recipe.schedule == "constant":
+        return base
+    if recipe.schedule == "step":
+        return base * recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
+    if recipe.schedule == "exponential":
+        return base * recipe.gamma ** math.floor(epoch)
+    t = (step - warm) / max(1, total - warm)  # cosine
+    return final + (base - final) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on biases and norm parameters
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas)
+    return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class _Dist:
+    """Process-group facts; a single process when not launched by torchrun."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, recipe: Recipe, epoch: int,
+                 step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool
+                 ) -> tuple[dict[str, float], int]:
+    gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
+    torch.manual_seed(recipe.seed * 7_919 + epoch * 31 + ddp.rank)  # dropout
+    model.train()
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if recipe.precision == "bf16" else nullcontext())
+    mean = data.dataset.mean if recipe.standardize else tuple(0.0 for _ in data.dataset.mean)
+    std = data.dataset.std if recipe.standardize else tuple(1.0 for _ in data.dataset.std)
+    share = recipe.batch_size // ddp.world
+    it = batches(data, recipe.batch_size, mean=mean, std=std, device=device, shuffle=True, generator=gen,
+                 drop_last=True)
+    if progress and ddp.main:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    n = 0
+    t0 = time.perf_counter()
+    for x, y in it:
+        if x.dim() == 4 and (recipe.flip or recipe.crop_pad):
+            x = augment_flip_crop(x, pad=recipe.crop_pad, flip=recipe.flip, generator=gen)
+        if x.dim() == 4 and recipe.cutout:
+            x = cutout(x, recipe.cutout, generator=gen)
+        if ddp.enabled:  # every process draws the same batch and keeps its share
+            x, y = x[ddp.rank * share:(ddp.rank + 1) * share], y[ddp.rank * share:(ddp.rank + 1) * share]
+        if recipe.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        lr = lr_at(recipe, step, steps_per_epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        with autocast:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_sum += loss.detach().double() * y.numel()
+        correct += (logits.detach().argmax(1) == y).sum()
+        n += y.numel()
+        if not math.isfinite(loss.item()):
+            raise ZooError(f"training diverged at epoch {epoch + 1}, step {step} (loss {loss.item()}); "
+                           f"lower the learning rate (--set lr=...)")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(n), dtype=torch.float64)])
+    if ddp.enabled:
+        dist.all_reduce(stats)
+    return {"train_loss": float(stats[0] / stats[2]), "train_top1": float(100 * stats[1] / stats[2]),
+            "lr": lr, "epoch_s": seconds, "train_images_per_s": float(stats[2]) / seconds}, step
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
+    try:
+        from .plots import plot_curves
+    except ZooError:
+        return
+    plot_curves(history, path, title=title)
+
+
+def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | None = None, resume: bool = False,
+          device: str = "cpu", tag: str | None = None, progress: bool = True, save_dtype: str | None = None,
+          verify: bool = True) -> TrainResult:
+    """Train ``recipe.model`` on ``recipe.dataset`` with ``recipe``; see the module docstring for the outputs.
+
+    ``tag`` names the checkpoint (``<model>.<tag>``; default: the dataset). ``save_dtype="float16"``
+    stores the final weights in half precision (the metrics are measured from the stored file).
+    """
+    if not recipe.model:
+        raise InvalidArgumentError(f"recipe {recipe.name!r} names no model: pass --model")
+    dev = resolve_device(device)
+    ddp = _Dist(dev)
+    out = Path(out_dir)
+    try:
+        if recipe.batch_size % ddp.world:
+            raise InvalidArgumentError(f"batch_size {recipe.batch_size} is not divisible by {ddp.world} processes")
+        out.mkdir(parents=True, exist_ok=True)
+        state_path = out / "state.pt"
+        log_path = out / "log.jsonl"
+        if not resume and state_path.exists():
+            raise InvalidArgumentError(f"{out} already holds a run (state.pt): pass --resume to continue it, "
+                                       f"or choose another --out")
+        train_data = load_split(recipe.dataset, "train", data_dir=data_dir, verify=verify)
+        if recipe.train_limit:
+            train_data = dataclasses.replace(train_data, images=train_data.images[:recipe.train_limit],
+                                             labels=train_data.labels[:recipe.train_limit])
+        test_data = load_split(recipe.dataset, "test", data_dir=data_dir, verify=verify)
+        spec = train_data.dataset
+        torch.manual_seed(recipe.seed)
+        model = create(recipe.model, num_classes=spec.num_classes)
+        if recipe.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model = model.to(dev)
+        opt = _optimizer(recipe, model)
+        steps_per_epoch = len(train_data) // recipe.batch_size
+        if steps_per_epoch < 1:
+            raise InvalidArgumentError(f"batch_size {recipe.batch_size} exceeds the {len(train_data)} training images")
+        history: list[dict[str, Any]] = []
+        start_epoch = 0
+        if resume and state_path.exists():
+            state = torch.load(state_path, map_location=dev, weights_only=True)
+            if state["recipe"] != json.loads(recipe.to_json()):
+                raise InvalidArgumentError(f"{state_path} was made by another recipe; resume with the same settings")
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            history, start_epoch = state["history"], state["epoch"]
+            _logger.info("resuming %s at epoch %d", out, start_epoch + 1)
+        elif resume:
+            _logger.warning("--resume: no state.pt in %s, starting from scratch", out)
+        if ddp.main:
+            _atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
+            if start_epoch == 0 and log_path.exists():
+                log_path.unlink()
+        net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
+        step = start_epoch * steps_per_epoch
+        for epoch in range(start_epoch, recipe.epochs):
+            row, step = _train_epoch(net, opt, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress)
+            row = {"epoch": epoch + 1, **row}
+            if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
+                m = evaluate(model, test_data, batch_size=1000, device=dev,
+                             mean=None if recipe.standardize else (0.0,) * len(spec.mean),
+                             std=None if recipe.standardize else (1.0,) * len(spec.std))
+                row.update(test_loss=m["loss"], test_top1=m["top1"])
+            history.append(row)
+            _logger.info("epoch %d/%d %s", epoch + 1, recipe.epochs,
+                         " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+            if ddp.main:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                                    "history": history, "recipe": json.loads(recipe.to_json())}, state_path)
+                _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
+            ddp.barrier()
+        train_time = sum(r["epoch_s"] for r in history)
+        hardware = hardware_description(dev, ddp.world)
+        result = None
+        if ddp.main:
+            result = _finish(model, recipe, spec.name, test_data, out, tag or spec.name, train_time, hardware,
+                             history, dev, save_dtype, ddp.world)
+        ddp.barrier()
+        return result if result is not None else TrainResult(str(out), "", "", recipe.to_dict(), {}, history,
+                                                             train_time, hardware, 0, 0.0, ddp.world)
+    finally:
+        ddp.close()
+
+
+def _finish(model: nn.Module, recipe: Recipe, dataset: str, test_data: Split, out: Path, tag: str,
+            train_time: float, hardware: str, history: list[dict[str, Any]], dev: torch.device,
+            save_dtype: str | None, world: int) -> TrainResult:
+    """Save the final weights, then measure the stored file on the full test split."""
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    info = {"recipe": recipe.to_dict(), "train_time_s": round(train_time, 1), "hardware": hardware,
+            "epochs": recipe.epochs}
+    tmp = out / f".{recipe.model}.{tag}.safetensors"
+    sha = save_checkpoint(model, tmp, arch=recipe.model, dataset=dataset, extra_metadata=info, dtype=save_dtype)
+    final = out / f"{recipe.model}.{tag}-{sha[:8]}.safetensors"
+    os.replace(tmp, final)
+    assert sha256_file(final) == sha
+    fresh = create(recipe.model, num_classes=test_data.dataset.num_classes)
+    load_into(fresh, recipe.model, str(final))
+    mean = None if recipe.standardize else (0.0,) * len(test_data.dataset.mean)
+    std = None if recipe.standardize else (1.0,) * len(test_data.dataset.std)
+    metrics = evaluate(fresh, test_data, batch_size=500, device=dev, mean=mean, std=std)
+    result = TrainResult(
+        out_dir=str(out), checkpoint=str(final), sha256=sha, recipe=recipe.to_dict(),
+        metrics={k: metrics[k] for k in ("top1", "top5", "loss", "num_images", "correct", "per_class")},
+        history=history, train_time_s=train_time, hardware=hardware, num_params=count_params(fresh),
+        gflops=count_flops(fresh, test_data.dataset.input_size) / 1e9, world_size=world,
+    )
+    _atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    _logger.info("%s: top-1 %.2f%% from the stored file %s", recipe.model, metrics["top1"], final)
+    return result
