@@ -14,6 +14,7 @@ from . import models as _models  # noqa: F401  (registers every architecture)
 from .builder import ModelInfo, create, layer_summary, model_info
 from .errors import CheckpointError, DatasetError, InvalidArgumentError, UnknownModelError, ZooError
 from .registry import list_models, register_model
+from .weights import Metrics, Weights, get_weights, list_weights
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,10 @@ __all__ = [
     "model_info",
     "layer_summary",
     "register_model",
+    "Weights",
+    "Metrics",
+    "list_weights",
+    "get_weights",
     "ModelInfo",
     "ZooError",
     "UnknownModelError",

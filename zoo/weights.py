@@ -1,0 +1,631 @@
+"""Released weights: the ``Weights`` dataclass, the checkpoint format, the resolver and the loader.
+
+A zoo checkpoint is a safetensors file whose header repeats what a reader needs to use it alone:
+the architecture, the dataset and its constants (classes, input size, mean/std), the storage dtype,
+and, for released weights, the recipe and the metrics measured from that very file. Released weights
+are named ``arch.tag`` (``resnet20.cifar10``) and registered with their model
+(``register_model(..., weights=(...))``, the first is the default); each records the file's sha256,
+which is checked every time the file is loaded.
+
+Where a registered checkpoint is looked for, in order:
+
+1. ``$ZOO_WEIGHTS_DIR/<file_name>`` (when set), then the checkout's ``weights/<file_name>``;
+2. the cache, keyed by content: ``$ZOO_CACHE/<sha256>.safetensors``
+   (default ``$XDG_CACHE_HOME/zoo/weights``, i.e. ``~/.cache/zoo/weights``);
+3. the entry's ``url``, downloaded into the cache and verified before it is moved there.
+
+Third-party state dicts (``.pth``, ``.pt``, ``.th``, ``.tar``) are read with
+``torch.load(weights_only=True)`` only: a file that would run code when unpickled is refused.
+Every load is strict: a missing or unexpected key, or a shape mismatch, is an error naming them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import fnmatch
+import hashlib
+import http.client
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import struct
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import safetensors.torch
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+
+from .data import get_dataset_spec
+from .errors import CheckpointError, InvalidArgumentError, UnknownModelError
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Metrics",
+    "Weights",
+    "ResolvedWeights",
+    "save_checkpoint",
+    "read_checkpoint",
+    "read_metadata",
+    "sha256_file",
+    "weights_dirs",
+    "cache_dir",
+    "resolve",
+    "load_into",
+    "list_weights",
+    "get_weights",
+]
+
+_logger = logging.getLogger(__name__)
+
+FORMAT = "zoo.checkpoint"  # header "format": marks a file written by save_checkpoint
+FORMAT_VERSION = 1
+SAFETENSORS_SUFFIX = ".safetensors"
+TORCH_SUFFIXES = (".pth", ".pt", ".th", ".tar")
+# Keys under which training scripts nest the state dict, tried in this order.
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
+# Prefixes added by nn.DataParallel / DistributedDataParallel and by torch.compile.
+_PREFIXES = ("module.", "_orig_mod.")
+_STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+_REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+StateDict = dict[str, torch.Tensor]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# --------------------------------------------------------------------------------------------------
+# What a released checkpoint is
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    """Scores of a checkpoint, measured from the stored file on the whole ``split`` (``num_images`` images).
+
+    ``top1``/``top5`` are accuracies in percent; ``top5`` is None when there are fewer than 5 classes.
+    """
+
+    top1: float
+    top5: float | None
+    loss: float
+    split: str = "test"
+    num_images: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """One released checkpoint of ``arch``, named ``arch.tag``; how it was made and what it scores."""
+
+    arch: str
+    tag: str
+    file_name: str
+    sha256: str
+    dataset: str
+    num_classes: int
+    classes: tuple[str, ...]
+    input_size: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    metrics: Metrics
+    num_params: int
+    gflops: float
+    recipe: str
+    train_time_s: float
+    hardware: str
+    file_size: int
+    dtype: str = "float32"
+    licence: str = "MIT"
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("classes", "input_size", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if "." in self.arch or not self.tag:
+            raise InvalidArgumentError(f"weights need an arch without dots and a tag, got {self.arch!r}.{self.tag!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise InvalidArgumentError(f"weights {self.name}: sha256 must be 64 lowercase hex digits")
+        if self.dtype not in _STORAGE_DTYPES:
+            raise InvalidArgumentError(f"weights {self.name}: dtype must be one of {', '.join(_STORAGE_DTYPES)}")
+        if not self.file_name.endswith(SAFETENSORS_SUFFIX) or "/" in self.file_name:
+            raise InvalidArgumentError(f"weights {self.name}: file_name must be a bare *{SAFETENSORS_SUFFIX} name")
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.tag}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(dataclasses.asdict(self), name=self.name)
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where a weights spec led: the file, its registered entry (None for a plain path) and how it was found.
+
+    ``source`` is one of ``"path"``, ``"weights_dir"``, ``"cache"``, ``"download"``.
+    """
+
+    path: Path
+    weights: Weights | None
+    source: str
+
+
+# --------------------------------------------------------------------------------------------------
+# The file format
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex sha256 of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _storage_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype in _STORAGE_DTYPES.values()):
+        return dtype
+    if isinstance(dtype, str) and dtype in _STORAGE_DTYPES:
+        return _STORAGE_DTYPES[dtype]
+    raise InvalidArgumentError(f"dtype must be one of {', '.join(_STORAGE_DTYPES)} or None, got {dtype!r}")
+
+
+def _prepare_tensors(state_dict: Mapping[str, Any], dtype: torch.dtype | None) -> StateDict:
+    """CPU, contiguous, unshared copies; floating tensors cast to ``dtype`` when given (integers never are)."""
+    tensors: StateDict = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise InvalidArgumentError(f"state dict entry {key!r} is a {type(value).__name__}, not a tensor")
+        t = value.detach().to("cpu", copy=True)
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        tensors[key] = t.contiguous()
+    return tensors
+
+
+def _dtype_name(tensors: StateDict) -> str:
+    names = sorted({str(t.dtype).removeprefix("torch.") for t in tensors.values() if t.is_floating_point()})
+    return ",".join(names) or "none"
+
+
+def _header_metadata(arch: str, dataset: str, tensors: StateDict,
+                     extra: Mapping[str, Any] | None) -> dict[str, str]:
+    from . import __version__  # lazily: zoo/__init__ imports the model files, which import this module
+
+    spec = get_dataset_spec(dataset)
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "arch": arch,
+        "dataset": spec.name,
+        "num_classes": str(spec.num_classes),
+        "classes": json.dumps(list(spec.classes)),
+        "input_size": json.dumps(list(spec.input_size)),
+        "mean": json.dumps(list(spec.mean)),
+        "std": json.dumps(list(spec.std)),
+        "dtype": _dtype_name(tensors),
+        "zoo_version": __version__,
+    }
+    for key, value in (extra or {}).items():
+        if key in metadata:
+            raise InvalidArgumentError(f"extra_metadata may not override {key!r}; it is written from the arguments")
+        metadata[key] = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return metadata
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, fsync it, then ``os.replace`` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # "x": never clobber; plain open keeps the umask's permissions
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(state_dict_or_model: nn.Module | Mapping[str, torch.Tensor], path: PathLike, *, arch: str,
+                    dataset: str, extra_metadata: Mapping[str, Any] | None = None,
+                    dtype: str | torch.dtype | None = None) -> str:
+    """Write a self-describing safetensors checkpoint atomically and return its sha256.
+
+    Args:
+        state_dict_or_model: a module (its ``state_dict()`` is saved) or a state dict of tensors.
+        path: destination, ending in ``.safetensors``.
+        arch: the registered architecture name, checked again when the file is loaded.
+        dataset: the dataset the model was trained on; its constants go into the header.
+        extra_metadata: more header entries (e.g. ``recipe``, ``metrics``); values that are not
+            strings are stored as JSON. The essentials cannot be overridden.
+        dtype: ``"float16"`` to store floating tensors in half precision (integer buffers such as
+            BatchNorm's ``num_batches_tracked`` keep their type), ``"float32"``, or None to keep them as they are.
+    """
+    path = Path(path)
+    if path.suffix != SAFETENSORS_SUFFIX:
+        raise InvalidArgumentError(f"zoo checkpoints are safetensors files: {path} must end in {SAFETENSORS_SUFFIX}")
+    state_dict = state_dict_or_model.state_dict() if isinstance(state_dict_or_model, nn.Module) else state_dict_or_model
+    tensors = _prepare_tensors(state_dict, _storage_dtype(dtype))
+    data = safetensors.torch.save(tensors, metadata=_header_metadata(arch, dataset, tensors, extra_metadata))
+    _write_atomic(path, data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    _logger.info("saved %s checkpoint %s (%d tensors, %d bytes, sha256 %s)", arch, path, len(tensors), len(data),
+                 sha256)
+    return sha256
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        return "safetensors"
+    if suffix in TORCH_SUFFIXES:
+        return "torch"
+    raise CheckpointError(
+        f"cannot tell the format of {path}: expected a {SAFETENSORS_SUFFIX} file or a torch state dict "
+        f"({', '.join(TORCH_SUFFIXES)})"
+    )
+
+
+def _safetensors_header(data: bytes) -> dict[str, Any]:
+    """The JSON header of a safetensors file: an 8-byte little-endian length, then that many bytes of JSON."""
+    if len(data) < 8:
+        raise ValueError(f"file is {len(data)} bytes long, shorter than the 8-byte header length")
+    (length,) = struct.unpack("<Q", data[:8])
+    if 8 + length > len(data):
+        raise ValueError(f"header claims {length} bytes, file has {len(data) - 8}")
+    header = json.loads(data[8:8 + length])
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    return header
+
+
+def _corrupt(path: Path, error: BaseException) -> CheckpointError:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return CheckpointError(f"checkpoint {path} is corrupt or truncated ({detail}); replace the file")
+
+
+def _parse_safetensors(data: bytes, path: Path) -> tuple[StateDict, dict[str, str]]:
+    try:
+        metadata = _safetensors_header(data).get("__metadata__") or {}
+        tensors = safetensors.torch.load(data)
+    except (SafetensorError, ValueError, TypeError) as e:  # JSON and Unicode errors are ValueErrors
+        raise _corrupt(path, e) from e
+    return tensors, {str(k): str(v) for k, v in metadata.items()}
+
+
+def _unpickling_detail(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "unsupported" in line.lower():
+            return line.removeprefix("WeightsUnpickler error: ")[:200]
+    return lines[-1][:200] if lines else type(error).__name__
+
+
+def _parse_torch(data: bytes, path: Path) -> StateDict:
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} contains objects other than tensors and was refused for safety "
+            f"(torch.load(weights_only=True): {_unpickling_detail(e)}); zoo never unpickles code. "
+            f"If you trust the file, load it yourself and save its state dict with zoo.weights.save_checkpoint"
+        ) from None
+    except Exception as e:  # noqa: BLE001  (torch raises RuntimeError, EOFError, IndexError, OSError, ...)
+        raise _corrupt(path, e) from e
+    return _unwrap(obj, path)
+
+
+def _is_tensor_dict(obj: Mapping[Any, Any]) -> bool:
+    return all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _strip_prefixes(key: str) -> str:
+    for prefix in _PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def _unwrap(obj: Any, path: Path) -> StateDict:
+    """The state dict inside a training checkpoint: nested under a wrapper key, DataParallel prefix removed."""
+    while isinstance(obj, Mapping) and not _is_tensor_dict(obj):
+        key = next((k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if key is None:
+            others = [f"{k} ({type(v).__name__})" for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+            raise CheckpointError(
+                f"{path} holds no state dict: entries that are not tensors: {', '.join(others[:10])}; "
+                f"expected tensors, or a dict nesting them under one of: {', '.join(_WRAPPER_KEYS)}"
+            )
+        obj = obj[key]
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    return {_strip_prefixes(str(k)): v for k, v in obj.items()}
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from e
+
+
+def _parse(data: bytes, path: Path) -> tuple[StateDict, dict[str, str]]:
+    if _format_of(path) == "safetensors":
+        return _parse_safetensors(data, path)
+    return _parse_torch(data, path), {}
+
+
+def read_checkpoint(path: PathLike) -> tuple[StateDict, dict[str, str]]:
+    """Tensors and header metadata (strings; JSON for lists and records) of a checkpoint file.
+
+    Third-party torch files come back unwrapped, without prefixes, and with empty metadata.
+    """
+    path = Path(path)
+    return _parse(_read_bytes(path), path)
+
+
+def read_metadata(path: PathLike) -> dict[str, str]:
+    """The header metadata of a safetensors checkpoint, without reading its tensors ({} for torch files)."""
+    path = Path(path)
+    if _format_of(path) != "safetensors":
+        return {}
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            metadata = _safetensors_header(head + f.read(length)).get("__metadata__") or {}
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from e
+    except (ValueError, struct.error) as e:
+        raise _corrupt(path, e) from e
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry of released weights
+
+
+def _all_weights() -> list[Weights]:
+    from .registry import get_entry, registered_names  # lazily: the registry is a layer above
+
+    return [w for name in registered_names() for w in get_entry(name).weights]
+
+
+def _weights_of(arch: str) -> tuple[Weights, ...]:
+    from .registry import get_entry
+
+    try:
+        return get_entry(arch).weights
+    except UnknownModelError:  # an unregistered model can still load a file
+        return ()
+
+
+def list_weights(pattern: str = "*") -> list[Weights]:
+    """Registered weights whose name ``arch.tag`` matches ``pattern`` (fnmatch), in the registry's order."""
+    return [w for w in _all_weights() if fnmatch.fnmatchcase(w.name, pattern)]
+
+
+def get_weights(name: str) -> Weights:
+    """The registered weights called ``name`` (``arch.tag``); an unknown name raises with the closest matches."""
+    known = {w.name: w for w in _all_weights()}
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f"; did you mean: {', '.join(close)}?" if close else ("; see `zoo list --pretrained`" if known
+                                                                  else "; no weights are released yet")
+    raise UnknownModelError(f"unknown weights {name!r}{hint}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding the file
+
+
+def weights_dirs() -> list[Path]:
+    """Folders searched for released files by name: ``$ZOO_WEIGHTS_DIR`` (when set), then the checkout's weights/."""
+    dirs = [Path(os.environ["ZOO_WEIGHTS_DIR"]).expanduser()] if os.environ.get("ZOO_WEIGHTS_DIR") else []
+    return dirs + [_REPO_WEIGHTS_DIR]
+
+
+def cache_dir() -> Path:
+    """Where released files are cached by sha256: ``$ZOO_CACHE``, else ``$XDG_CACHE_HOME/zoo/weights``."""
+    if os.environ.get("ZOO_CACHE"):
+        return Path(os.environ["ZOO_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "zoo" / "weights"
+
+
+def _cache_path(weights: Weights) -> Path:
+    return cache_dir() / f"{weights.sha256}{SAFETENSORS_SUFFIX}"
+
+
+def _not_found(weights: Weights, reason: str) -> CheckpointError:
+    dirs = " and ".join(str(d) for d in weights_dirs())
+    return CheckpointError(
+        f"weights {weights.name} not found: looked for {weights.file_name} in {dirs}, and for "
+        f"{_cache_path(weights).name} in the cache {cache_dir()}; {reason}. Put {weights.file_name} in "
+        f"{_REPO_WEIGHTS_DIR} (or $ZOO_WEIGHTS_DIR), or pass the file's path as the weights"
+    )
+
+
+def _mismatch(weights: Weights, path: Path, actual: str) -> CheckpointError:
+    return CheckpointError(
+        f"sha256 mismatch for weights {weights.name} in {path}: expected {weights.sha256}, got {actual}; "
+        f"the file is corrupt or not the released one: replace it (a cached copy can be deleted)"
+    )
+
+
+def _download(weights: Weights, progress: bool) -> Path:
+    """Download ``weights.url`` into the cache: temp file, sha256 check, then an atomic move."""
+    import torch.hub
+
+    url = weights.url or ""
+    dst = _cache_path(weights)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.download")
+    _logger.info("downloading %s from %s", weights.name, url)
+    try:
+        torch.hub.download_url_to_file(url, str(tmp), progress=progress)
+        actual = sha256_file(tmp)
+        if actual != weights.sha256:
+            raise CheckpointError(f"sha256 mismatch for weights {weights.name} downloaded from {weights.url}: "
+                                  f"expected {weights.sha256}, got {actual}; the download was discarded")
+        os.replace(tmp, dst)
+    except (OSError, ValueError, http.client.HTTPException) as e:  # URLError and HTTPError are OSErrors
+        raise _not_found(weights, f"downloading {weights.url} failed ({e})") from e
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return dst
+
+
+def _locate(weights: Weights, *, download: bool = True, progress: bool = True) -> tuple[Path, str]:
+    """The first place holding ``weights``' file (not yet verified), downloading it when allowed."""
+    for folder in weights_dirs():
+        if (folder / weights.file_name).is_file():
+            return folder / weights.file_name, "weights_dir"
+    if _cache_path(weights).is_file():
+        return _cache_path(weights), "cache"
+    if weights.url is None:
+        raise _not_found(weights, "it has no download URL")
+    if not download:
+        raise _not_found(weights, "downloading is off")
+    return _download(weights, progress), "download"
+
+
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or "/" in spec or Path(spec).suffix.lower() in (SAFETENSORS_SUFFIX, *TORCH_SUFFIXES)
+
+
+def _lookup(spec: str, arch: str) -> Weights | None:
+    """The registered weights ``spec`` names for ``arch``; None when ``spec`` is an existing file."""
+    available = _weights_of(arch)
+    if spec == "default":
+        if not available:
+            raise CheckpointError(f"{arch} has no released weights yet; pass a checkpoint file path as the weights")
+        return available[0]
+    for w in available:
+        if spec in (w.name, w.tag):
+            return w
+    other = next((w for w in _all_weights() if w.name == spec), None)
+    if other is not None:
+        raise CheckpointError(f"weights {spec} are for {other.arch}, model is {arch}")
+    if Path(spec).expanduser().is_file():
+        return None
+    if _looks_like_path(spec):
+        raise CheckpointError(f"no checkpoint file at {Path(spec).expanduser()}")
+    names = [w.name for w in available] + [w.tag for w in available]
+    close = difflib.get_close_matches(spec, names, n=5, cutoff=0.5)
+    hint = (f"did you mean: {', '.join(close)}?" if close else
+            f"available: {', '.join(w.name for w in available)}" if available else f"{arch} has no released weights")
+    raise UnknownModelError(f"unknown weights {spec!r} for {arch} and no such file; {hint}")
+
+
+def _find(spec: str | PathLike | Weights, arch: str, progress: bool) -> ResolvedWeights:
+    """Where ``spec`` leads, not yet verified."""
+    weights = spec if isinstance(spec, Weights) else _lookup(os.fspath(spec), arch)
+    if weights is None:
+        return ResolvedWeights(Path(os.fspath(spec)).expanduser(), None, "path")
+    if weights.arch != arch:
+        raise CheckpointError(f"weights {weights.name} are for {weights.arch}, model is {arch}")
+    path, source = _locate(weights, progress=progress)
+    return ResolvedWeights(path, weights, source)
+
+
+def resolve(spec: str | PathLike | Weights, arch: str, *, progress: bool = True) -> ResolvedWeights:
+    """Find the checkpoint ``spec`` names for ``arch``; a registered file's sha256 is verified.
+
+    ``spec`` is ``"default"`` (the arch's first registered weights), ``"arch.tag"`` or ``"tag"`` of a
+    registered entry, a ``Weights`` value, or a file path.
+    """
+    resolved = _find(spec, arch, progress)
+    if resolved.weights is not None:
+        actual = sha256_file(resolved.path)
+        if actual != resolved.weights.sha256:
+            raise _mismatch(resolved.weights, resolved.path, actual)
+    return resolved
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading into a model
+
+
+def _check_header(metadata: Mapping[str, str], arch: str, path: Path) -> None:
+    if metadata.get("format") != FORMAT:  # a third-party safetensors file: only its keys are checked
+        return
+    version = metadata.get("format_version", "")
+    if not version.isdigit() or int(version) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {version!r}; this zoo reads up to {FORMAT_VERSION}: "
+                              f"upgrade zoo")
+    if metadata.get("arch") != arch:
+        raise CheckpointError(f"checkpoint is for {metadata.get('arch')}, model is {arch} ({path})")
+
+
+def _shape(t: torch.Tensor) -> str:
+    return f"[{', '.join(map(str, t.shape))}]"
+
+
+def _mismatches(expected: Mapping[str, torch.Tensor], loaded: Mapping[str, torch.Tensor]) -> list[str]:
+    """Every missing key, unexpected key and shape mismatch, each with its shape."""
+    missing = [f"{k} {_shape(t)}" for k, t in expected.items() if k not in loaded]
+    unexpected = [f"{k} {_shape(t)}" for k, t in loaded.items() if k not in expected]
+    shapes = [f"{k} checkpoint {_shape(loaded[k])} vs model {_shape(t)}"
+              for k, t in expected.items() if k in loaded and loaded[k].shape != t.shape]
+    groups = [("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)]
+    return [f"{len(items)} {label}: {', '.join(items)}" for label, items in groups if items]
+
+
+def _match_dtypes(expected: Mapping[str, torch.Tensor], loaded: StateDict) -> StateDict:
+    """Floating tensors take the model's dtype (fp16 storage into an fp32 model); integers are left alone."""
+    out = dict(loaded)
+    for k, t in loaded.items():
+        target = expected.get(k)
+        if target is not None and t.is_floating_point() and target.is_floating_point() and t.dtype != target.dtype:
+            out[k] = t.to(target.dtype)
+    return out
+
+
+def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, strict: bool = True,
+              progress: bool = True) -> Weights | None:
+    """Load the checkpoint ``spec`` names (see ``resolve``) into ``model`` and return its registered entry.
+
+    A registered file's sha256 is checked on the bytes that are loaded; a zoo checkpoint written for
+    another architecture is refused. With ``strict`` (the default) any missing key, unexpected key or
+    shape mismatch raises ``CheckpointError`` naming every one; with ``strict=False`` they are logged as
+    a warning and the matching tensors are loaded.
+    """
+    resolved = _find(spec, arch, progress)
+    path, weights = resolved.path, resolved.weights
+    data = _read_bytes(path)
+    sha256 = hashlib.sha256(data).hexdigest()
+    if weights is not None and sha256 != weights.sha256:  # checked on the very bytes that are loaded
+        raise _mismatch(weights, path, sha256)
+    loaded, metadata = _parse(data, path)
+    _check_header(metadata, arch, path)
+    expected = model.state_dict()
+    problems = _mismatches(expected, loaded)
+    if problems and strict:
+        raise CheckpointError(f"{path} does not fit {arch}: {'; '.join(problems)}")
+    if problems:
+        _logger.warning("loading %s into %s with strict=False: %s", path, arch, "; ".join(problems))
+        loaded = {k: t for k, t in loaded.items() if k in expected and t.shape == expected[k].shape}
+    model.load_state_dict(_match_dtypes(expected, loaded), strict=strict)
+    _logger.info("loaded %s into %s from %s (%s, sha256 %s)", weights.name if weights else path.name, arch, path,
+                 resolved.source, sha256)
+    return weights
