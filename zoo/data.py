@@ -1,17 +1,94 @@
-"""Datasets: their constants (classes, input size, mean/std) and loaders.
+"""Datasets: their constants (classes, input size, mean/std), verified loaders and fast in-memory batches.
 
 The constants here are the one source of truth for every dataset zoo knows; models, weights,
 evaluation and export read them from ``DATASETS``.
+
+Loading (``load_split``)
+    CIFAR-10, CIFAR-100, MNIST and Fashion-MNIST are read with torchvision's dataset classes from a
+    root folder laid out the way torchvision expects (``resolve_root``: the ``data_dir`` argument,
+    else ``$ZOO_DATA``, else ``$XDG_CACHE_HOME/zoo/data`` or ``~/.cache/zoo/data``). A split is then
+    verified, and ``Split.verification`` says which check passed:
+
+    1. md5 of the files. ``VERIFIED_MD5`` ("torchvision md5"): every file of the split matches the
+       per-file md5 in torchvision's own table (CIFAR). torchvision's MNIST-family classes record md5s
+       only for the ``.gz`` archives and merely check that the extracted files exist, so for them the
+       check is ``VERIFIED_GZ`` (the archive md5 from torchvision's table, and the extracted file
+       identical to the archive's content) or, for MNIST without archives, ``VERIFIED_IDX`` (the
+       published md5 of the original uncompressed IDX files, copied into ``_IDX_MD5``).
+    2. ``VERIFIED_FINGERPRINT`` ("content fingerprint (sha256)"): sha256 of
+       ``np.ascontiguousarray(ds.data)`` and of ``np.asarray(ds.targets, dtype=np.uint8)`` equal the
+       canonical values in ``_FINGERPRINTS`` (copied from ``shared/datasets/README.md``; CIFAR-10 and
+       MNIST only). This accepts a repacked but pixel-identical copy, such as the CIFAR-10 in
+       ``shared/datasets``. CIFAR-100 and Fashion-MNIST have no fingerprint: only the md5 counts.
+
+    A copy that passes neither is refused with ``DatasetError``; ``verify=False`` skips both checks
+    (``NOT_VERIFIED``, logged as a warning). An absent split raises ``DatasetMissingError`` (a
+    ``DatasetError``), so callers can tell "absent" from "corrupt".
+
+Embedded sample (``load_sample``)
+    ``zoo/_sample/{cifar10,mnist}.npz`` hold 1,000 test images each: the first 100 images of each
+    class in test-set order (for each class c, the 100 smallest test indices with label c), stored
+    sorted by test index. Arrays: ``images`` uint8 N x C x H x W, ``labels`` uint8, ``indices`` int32
+    (positions in the test split). They are made by ``tools/make_sample.py`` from verified test sets.
+    ``load_for_eval`` falls back to the sample, with a warning, only when the full split is absent.
+
+Circles
+    Report 004's 2-D "Circles" data, generated (no files): class 0 ("outer") on the circle of radius
+    1.0, class 1 ("inner") on radius 0.5, 100 points each per split, angle uniform in [0, 2 pi),
+    plus gaussian noise of standard deviation 0.1 on each coordinate, shuffled. The generator is
+    ``np.random.RandomState(CIRCLES_SEED + {"train": 0, "test": 1}[split])`` (the legacy generator,
+    whose stream NumPy keeps stable across versions).
+
+Fast path (``batches``, ``augment_flip_crop``, ``cutout``)
+    A split is one uint8 tensor; each batch is sliced, moved to the device, converted to float,
+    scaled by 1/255 and normalised, with no per-image PIL round trip. Augmentation runs batched on
+    tensors (airbench style).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import importlib.resources
 import logging
+import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from .errors import DatasetError
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-__all__ = ["DatasetSpec", "DATASETS", "get_dataset_spec"]
+from .errors import DatasetError, InvalidArgumentError
+
+__all__ = [
+    "DatasetSpec",
+    "DATASETS",
+    "get_dataset_spec",
+    "DatasetMissingError",
+    "Split",
+    "SPLITS",
+    "CIRCLES_SEED",
+    "SAMPLE_PER_CLASS",
+    "VERIFIED_MD5",
+    "VERIFIED_GZ",
+    "VERIFIED_IDX",
+    "VERIFIED_FINGERPRINT",
+    "NOT_VERIFIED",
+    "EMBEDDED_SAMPLE",
+    "resolve_root",
+    "split_files",
+    "load_split",
+    "load_sample",
+    "load_for_eval",
+    "make_circles",
+    "batches",
+    "augment_flip_crop",
+    "cutout",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -83,3 +160,460 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         raise DatasetError(
             f"unknown dataset {name!r}; known: {', '.join(DATASETS)}"
         ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Where the files are, and what they must hash to
+# --------------------------------------------------------------------------------------------------
+
+SPLITS = ("train", "test")
+CIRCLES_SEED = 4  # report 004
+_CIRCLES_PER_CLASS = 100
+_CIRCLES_RADII = (1.0, 0.5)  # class 0 "outer", class 1 "inner"
+_CIRCLES_NOISE = 0.1
+
+# Published md5 of the original *uncompressed* MNIST IDX files (see shared/datasets/README.md).
+_IDX_MD5: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+}
+
+# Canonical content fingerprints (images sha256, labels sha256), copied from shared/datasets/README.md.
+_FINGERPRINTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("cifar10", "train"): ("47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a",
+                           "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"),
+    ("cifar10", "test"): ("f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
+                          "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5"),
+    ("mnist", "train"): ("741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+                         "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"),
+    ("mnist", "test"): ("6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+                        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"),
+}
+
+_SAMPLES = ("cifar10", "mnist")
+SAMPLE_PER_CLASS = 100
+
+VERIFIED_MD5 = "torchvision md5"
+VERIFIED_GZ = "torchvision md5 (.gz archives; extracted files identical)"
+VERIFIED_IDX = "md5 (published IDX files)"
+VERIFIED_FINGERPRINT = "content fingerprint (sha256)"
+NOT_VERIFIED = "not verified (--no-verify)"
+EMBEDDED_SAMPLE = "embedded sample"
+
+
+class DatasetMissingError(DatasetError):
+    """The files of a split are absent (or could not be downloaded); nothing corrupt was found."""
+
+
+def resolve_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The dataset root: ``data_dir``, else ``$ZOO_DATA``, else ``$XDG_CACHE_HOME/zoo/data`` (``~/.cache/zoo/data``)."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if os.environ.get("ZOO_DATA"):
+        return Path(os.environ["ZOO_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "zoo" / "data"
+
+
+def _root_origin(data_dir: str | os.PathLike[str] | None) -> str:
+    if data_dir is not None:
+        return "data_dir"
+    return "ZOO_DATA" if os.environ.get("ZOO_DATA") else "the default cache folder"
+
+
+def _spec_and_split(dataset: str | DatasetSpec, split: str) -> tuple[DatasetSpec, str]:
+    spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
+    if split not in SPLITS:
+        raise InvalidArgumentError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}")
+    return spec, split
+
+
+def _tv_class(spec: DatasetSpec) -> type:
+    import torchvision.datasets
+
+    return getattr(torchvision.datasets, spec.torchvision_class)
+
+
+def _is_cifar(cls: type) -> bool:
+    return hasattr(cls, "base_folder")
+
+
+def _file_table(spec: DatasetSpec, split: str) -> list[tuple[str, str | None]]:
+    """(path relative to the root, torchvision md5 or None) of every file the split is read from."""
+    cls = _tv_class(spec)
+    if _is_cifar(cls):
+        listed = cls.train_list if split == "train" else cls.test_list
+        files = [(f"{cls.base_folder}/{name}", md5) for name, md5 in listed]
+        return files + [(f"{cls.base_folder}/{cls.meta['filename']}", cls.meta["md5"])]
+    prefix = "train" if split == "train" else "t10k"
+    return [(f"{cls.__name__}/raw/{prefix}-{kind}-ubyte", None) for kind in ("images-idx3", "labels-idx1")]
+
+
+def split_files(dataset: str | DatasetSpec, split: str = "test") -> list[str]:
+    """Paths, relative to the dataset root, of the files ``load_split`` reads for this split."""
+    spec, split = _spec_and_split(dataset, split)
+    if spec.torchvision_class is None:
+        return []
+    return [path for path, _ in _file_table(spec, split)]
+
+
+# --------------------------------------------------------------------------------------------------
+# The loaded split
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of a dataset, in memory.
+
+    ``images`` is uint8 N x C x H x W (contiguous) for image sets and float32 N x F for tabular ones;
+    ``labels`` is int64 N. ``verification`` says which check passed; ``indices`` (sample only) are
+    positions in the full split.
+    """
+
+    dataset: DatasetSpec
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    is_sample: bool
+    verification: str
+    root: Path | None = None
+    indices: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"Split(dataset={self.dataset.name!r}, split={self.split!r}, n={len(self)}, "
+                f"shape={tuple(self.images.shape[1:])}, is_sample={self.is_sample}, "
+                f"verification={self.verification!r}, root={self.root})")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading through torchvision
+# --------------------------------------------------------------------------------------------------
+
+def _unchecked_class(spec: DatasetSpec, root: Path, files: list[str]) -> type:
+    """torchvision's class with its integrity/existence checks reduced to "this split's files exist".
+
+    zoo verifies the files itself afterwards. The MNIST classes' legacy ``processed/*.pt`` cache is
+    ignored, so the data always comes from the files that were checked. The subclass keeps the base
+    name, because the MNIST classes derive their folder (``<ClassName>/raw``) from it.
+    """
+    base = _tv_class(spec)
+
+    def files_exist(self: Any) -> bool:
+        return all((root / f).is_file() for f in files)
+
+    overrides = {"_check_integrity": files_exist, "_check_exists": files_exist,
+                 "_check_legacy_exist": lambda self: False}
+    return type(base.__name__, (base,), overrides)
+
+
+def _missing_message(spec: DatasetSpec, split: str, root: Path, origin: str, missing: list[str]) -> str:
+    expected = split_files(spec, split)
+    what = ", ".join(expected) if missing == expected else f"{', '.join(missing)} (of {', '.join(expected)})"
+    return (f"{spec.name} {split} split not found: expected {what} in {root} (from {origin}); fix: pass "
+            f"--download (download=True) to fetch it with torchvision, or set --data-dir (data_dir=) or the "
+            f"ZOO_DATA environment variable to a folder that holds these files")
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The exception's type and the last line of its message (torchvision's are multi-line)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".strip()
+
+
+def _open_torchvision(spec: DatasetSpec, split: str, root: Path, origin: str, download: bool) -> Any:
+    files = split_files(spec, split)
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing and not download:
+        raise DatasetMissingError(_missing_message(spec, split, root, origin, missing))
+    cls = _unchecked_class(spec, root, files)
+    if missing:
+        _logger.info("downloading %s into %s with torchvision", spec.name, root)
+    try:
+        return cls(str(root), train=split == "train", download=bool(missing))
+    except Exception as exc:  # a boundary: torchvision raises RuntimeError, URLError, pickle errors, ...
+        still_missing = [f for f in files if not (root / f).is_file()]
+        if still_missing:
+            raise DatasetMissingError(
+                f"downloading {spec.name} failed (no network?): {_short_reason(exc)}; put "
+                f"{', '.join(still_missing)} in {root}, or point --data-dir / ZOO_DATA at a folder holding them"
+            ) from exc
+        raise DatasetError(f"could not read {spec.name} ({split} split) from {root}: {_short_reason(exc)}; "
+                           f"the files may be corrupt: re-download them (--download into an empty folder)") from exc
+
+
+def _md5(path: Path) -> str:
+    from torchvision.datasets.utils import calculate_md5
+
+    return calculate_md5(str(path))
+
+
+def _md5_check(spec: DatasetSpec, split: str, root: Path) -> tuple[str | None, str]:
+    """(which md5 check passed or None, why it failed)."""
+    from torchvision.datasets.utils import check_integrity
+
+    table = _file_table(spec, split)
+    if table[0][1] is not None:  # CIFAR: torchvision's own per-file table
+        bad = [path for path, md5 in table if not check_integrity(str(root / path), md5)]
+        return (VERIFIED_MD5, "") if not bad else (None, f"md5 mismatch (torchvision's table) for {', '.join(bad)}")
+    return _idx_md5_check(spec, root, [path for path, _ in table])
+
+
+def _idx_md5_check(spec: DatasetSpec, root: Path, files: list[str]) -> tuple[str | None, str]:
+    """MNIST family: the .gz archives against torchvision's md5 and the extracted files against their
+    content; else the published md5 of the uncompressed files (MNIST)."""
+    from torchvision.datasets.utils import check_integrity
+
+    problems = []
+    archive_md5 = dict(_tv_class(spec).resources)
+    archives = [(root / f"{f}.gz", archive_md5.get(f"{Path(f).name}.gz")) for f in files]
+    if all(gz.is_file() and md5 for gz, md5 in archives):
+        bad = [f for f, (gz, md5) in zip(files, archives, strict=True)
+               if not (check_integrity(str(gz), md5) and _gunzip_md5(gz) == _md5(root / f))]
+        if not bad:
+            return VERIFIED_GZ, ""
+        problems.append(f"md5 mismatch (torchvision's .gz table, or the extracted file differs) for {', '.join(bad)}")
+    else:
+        problems.append("torchvision records md5s only for the .gz archives, which are not there")
+    published = _IDX_MD5.get(spec.name)
+    if published is not None:
+        bad = [f for f in files if not check_integrity(str(root / f), published[Path(f).name])]
+        if not bad:
+            return VERIFIED_IDX, ""
+        problems.append(f"md5 mismatch (published IDX md5) for {', '.join(bad)}")
+    return None, "; ".join(problems)
+
+
+def _gunzip_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with gzip.open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fingerprint(ds: Any) -> tuple[str, str]:
+    data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else ds.data
+    images = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
+    labels = hashlib.sha256(np.asarray(ds.targets, dtype=np.uint8).tobytes()).hexdigest()
+    return images, labels
+
+
+def _fingerprint_check(spec: DatasetSpec, split: str, ds: Any) -> tuple[str | None, str]:
+    expected = _FINGERPRINTS.get((spec.name, split))
+    if expected is None:
+        return None, f"no content fingerprint is known for {spec.name}, so only torchvision's md5 counts"
+    images, labels = _fingerprint(ds)
+    pairs = zip(("images", "labels"), (images, labels), expected, strict=True)
+    differ = [what for what, got, want in pairs if got != want]
+    if differ:
+        return None, f"the content fingerprint (sha256) of the {' and '.join(differ)} does not match the canonical one"
+    return VERIFIED_FINGERPRINT, ""
+
+
+def _verify(spec: DatasetSpec, split: str, root: Path, ds: Any) -> str:
+    passed, md5_problem = _md5_check(spec, split, root)
+    if passed:
+        return passed
+    passed, fp_problem = _fingerprint_check(spec, split, ds)
+    if passed:
+        _logger.info("%s %s: %s; accepted by content fingerprint", spec.name, split, md5_problem)
+        return passed
+    raise DatasetError(f"{spec.name} ({split} split) in {root} failed verification: {md5_problem}, and "
+                       f"{fp_problem}; re-download it (--download into an empty folder), or load it anyway "
+                       f"with --no-verify (verify=False)")
+
+
+def _to_tensors(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
+    images = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)  # N x C x H x W
+    labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+    return images.contiguous(), labels
+
+
+# --------------------------------------------------------------------------------------------------
+# Public loaders
+# --------------------------------------------------------------------------------------------------
+
+def make_circles(split: str = "train", *, seed: int = CIRCLES_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The Circles points (float32 N x 2) and labels (int64 N) of ``split``; see the module docstring."""
+    _spec_and_split("circles", split)
+    rng = np.random.RandomState(seed + SPLITS.index(split))
+    labels = np.repeat(np.arange(len(_CIRCLES_RADII)), _CIRCLES_PER_CLASS)
+    radius = np.asarray(_CIRCLES_RADII)[labels]
+    theta = rng.uniform(0.0, 2.0 * math.pi, size=labels.size)
+    points = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
+    points += rng.normal(0.0, _CIRCLES_NOISE, size=points.shape)
+    order = rng.permutation(labels.size)
+    return points[order].astype(np.float32), labels[order].astype(np.int64)
+
+
+def _load_circles(spec: DatasetSpec, split: str) -> Split:
+    points, labels = make_circles(split)
+    return Split(spec, split, torch.from_numpy(points), torch.from_numpy(labels), is_sample=False,
+                 verification=f"generated (seed {CIRCLES_SEED + SPLITS.index(split)}, numpy RandomState)")
+
+
+def load_split(dataset: str | DatasetSpec, split: str = "test", *, data_dir: str | os.PathLike[str] | None = None,
+               download: bool = False, verify: bool = True) -> Split:
+    """Load a full split into memory, verified (see the module docstring).
+
+    Raises ``DatasetMissingError`` (one line: the files expected, the folder, how to fix) when the
+    split is absent and ``download`` is False or the download fails, and ``DatasetError`` when the
+    files are there but unreadable or fail verification.
+    """
+    spec, split = _spec_and_split(dataset, split)
+    if spec.torchvision_class is None:
+        return _load_circles(spec, split)
+    root = resolve_root(data_dir)
+    ds = _open_torchvision(spec, split, root, _root_origin(data_dir), download)
+    if verify:
+        verification = _verify(spec, split, root, ds)
+    else:
+        verification = NOT_VERIFIED
+        _logger.warning("%s (%s split) in %s is loaded WITHOUT verification (--no-verify)", spec.name, split, root)
+    images, labels = _to_tensors(ds)
+    _logger.info("loaded %s %s: %d images from %s (%s)", spec.name, split, len(labels), root, verification)
+    return Split(spec, split, images, labels, is_sample=False, verification=verification, root=root)
+
+
+def load_sample(dataset: str | DatasetSpec) -> Split:
+    """The embedded 1,000-image test sample (100 per class) of CIFAR-10 or MNIST."""
+    spec, _ = _spec_and_split(dataset, "test")
+    if spec.name not in _SAMPLES:
+        raise DatasetError(f"no sample is shipped for {spec.name} (samples exist for: {', '.join(_SAMPLES)}); "
+                           f"use the full dataset (--download, --data-dir or ZOO_DATA)")
+    resource = importlib.resources.files(__package__).joinpath("_sample", f"{spec.name}.npz")
+    if not resource.is_file():
+        raise DatasetError(f"the embedded sample _sample/{spec.name}.npz is missing from this installation of zoo; "
+                           f"regenerate it with tools/make_sample.py or reinstall zoo")
+    with resource.open("rb") as f, np.load(f) as npz:
+        images = torch.from_numpy(npz["images"].astype(np.uint8, copy=True))
+        labels = torch.from_numpy(npz["labels"].astype(np.int64))
+        indices = torch.from_numpy(npz["indices"].astype(np.int64))
+    return Split(spec, "test", images.contiguous(), labels, is_sample=True, verification=EMBEDDED_SAMPLE,
+                 indices=indices)
+
+
+def load_for_eval(dataset: str | DatasetSpec, split: str = "test", *, data_dir: str | os.PathLike[str] | None = None,
+                  download: bool = False, verify: bool = True, allow_sample: bool = True) -> Split:
+    """The full split when present, else (only when it is absent, never when corrupt) the embedded sample.
+
+    The fallback is logged as a warning; callers tell it apart by ``Split.is_sample``.
+    """
+    spec, split = _spec_and_split(dataset, split)
+    try:
+        return load_split(spec, split, data_dir=data_dir, download=download, verify=verify)
+    except DatasetMissingError as exc:
+        if not (allow_sample and split == "test" and spec.name in _SAMPLES):
+            raise
+        _logger.warning("%s; evaluating on the embedded %d-per-class SAMPLE instead of the full test set",
+                        exc, SAMPLE_PER_CLASS)
+        return load_sample(spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast path: whole-split tensors, batched normalisation and augmentation
+# --------------------------------------------------------------------------------------------------
+
+def _stats(values: tuple[float, ...] | list[float], x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    return torch.as_tensor(values, dtype=dtype, device=x.device).reshape(shape)
+
+
+def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The same operations as ``ToTensor()`` then ``Normalize(mean, std)``, on a whole batch."""
+    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    out = x.to(compute, copy=True)
+    if x.dtype == torch.uint8:
+        out.div_(255)
+    out.sub_(mean).div_(std)
+    return out if out.dtype == dtype else out.to(dtype)
+
+
+def batches(split: Split, batch_size: int, *, mean: tuple[float, ...] | None = None,
+            std: tuple[float, ...] | None = None, device: str | torch.device = "cpu",
+            dtype: torch.dtype = torch.float32, channels_last: bool = False, shuffle: bool = False,
+            generator: torch.Generator | None = None, drop_last: bool = False
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield normalised ``(x, y)`` batches of ``split`` on ``device``.
+
+    The uint8 split is moved to ``device`` once; each batch is sliced (or gathered, with
+    ``shuffle``), converted to ``dtype``, scaled by 1/255 and normalised with ``mean``/``std``
+    (default: the dataset's). ``generator`` drives the shuffle. A split whose tensors are already on
+    ``device`` (``dataclasses.replace(split, images=..., labels=...)``) is not copied again.
+    """
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    images, labels = split.images.to(device), split.labels.to(device)
+    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    mean_t = _stats(split.dataset.mean if mean is None else mean, images, compute)
+    std_t = _stats(split.dataset.std if std is None else std, images, compute)
+    n = len(split)
+    on = generator.device if generator is not None else torch.device("cpu")
+    order = torch.randperm(n, generator=generator, device=on).to(device) if shuffle else None
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        sel = slice(start, min(start + batch_size, n)) if order is None else order[start:start + batch_size]
+        x = _normalize(images[sel], mean_t, std_t, dtype)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, labels[sel]
+
+
+def _rand_int(high: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """n integers in [0, high), drawn on the generator's device (or ``device``), returned on ``device``."""
+    on = generator.device if generator is not None else device
+    return torch.randint(0, high, (n,), generator=generator, device=on).to(device)
+
+
+def augment_flip_crop(x: torch.Tensor, *, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None,
+                      padding_mode: str = "reflect") -> torch.Tensor:
+    """Random horizontal flip and pad-and-random-crop of a whole N x C x H x W batch, vectorised.
+
+    Each image is flipped with probability 1/2, padded by ``pad`` on every side (``padding_mode``
+    as in ``F.pad``: "reflect", as airbench, or "constant" for torchvision's zero padding), then
+    cropped back to H x W at a uniformly random offset. Works on uint8 or float tensors, on any
+    device; the same ``generator`` state gives the same output.
+    """
+    if x.dim() != 4:
+        raise InvalidArgumentError(f"augment_flip_crop expects N x C x H x W, got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    if flip:
+        flipped = _rand_int(2, n, generator, x.device).bool()
+        x = torch.where(flipped.view(n, 1, 1, 1), x.flip(3), x)
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad), mode=padding_mode)
+        dy = _rand_int(2 * pad + 1, n, generator, x.device)
+        dx = _rand_int(2 * pad + 1, n, generator, x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # N x 1 x H x 1
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # N x 1 x 1 x W
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chans = torch.arange(c, device=x.device)[None, :, None, None]
+        x = padded[batch, chans, rows, cols]
+    return x
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero a ``size`` x ``size`` square at a random centre of each image (DeVries & Taylor, 2017).
+
+    The centre is uniform over the image, so the square may be clipped at the border. Apply it after
+    normalisation, where 0 is the mean colour. Returns a new tensor.
+    """
+    if x.dim() != 4:
+        raise InvalidArgumentError(f"cutout expects N x C x H x W, got shape {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    top = _rand_int(h, n, generator, x.device) - size // 2
+    left = _rand_int(w, n, generator, x.device) - size // 2
+    ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_rows = (ys[None, :] >= top[:, None]) & (ys[None, :] < top[:, None] + size)  # N x H
+    in_cols = (xs[None, :] >= left[:, None]) & (xs[None, :] < left[:, None] + size)  # N x W
+    mask = in_rows[:, None, :, None] & in_cols[:, None, None, :]  # N x 1 x H x W
+    return x.masked_fill(mask, 0)
