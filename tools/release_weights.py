@@ -30,7 +30,7 @@ def main() -> int:
     args = parser.parse_args()
 
     result = json.loads((args.run_dir / "result.json").read_text())
-    src = Path(result["checkpoint"])
+    src = args.run_dir / Path(result["checkpoint"]).name
     arch = result["recipe"]["model"]
     tag = args.tag or src.name.split(".", 1)[1].rsplit("-", 1)[0]
     sha = sha256_file(src)

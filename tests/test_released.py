@@ -1,0 +1,30 @@
+"""Every released checkpoint reproduces its recorded accuracy from the stored file on the full test set."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import require_dataset
+
+import zoo
+from zoo.evaluate import evaluate_model
+
+RELEASED = zoo.list_weights()
+
+
+def test_released_weights_are_listed() -> None:
+    pretrained = zoo.list_models(pretrained=True)
+    assert pretrained == sorted({w.arch for w in RELEASED}, key=pretrained.index)
+    for w in RELEASED:
+        assert w.name in zoo.model_info(w.arch).weights
+
+
+@pytest.mark.full_data
+@pytest.mark.parametrize("weights", RELEASED, ids=[w.name for w in RELEASED])
+def test_recorded_accuracy_is_reproduced_exactly(weights: zoo.Weights) -> None:
+    require_dataset(weights.dataset)
+    r = evaluate_model(weights.arch, weights.dataset, weights=weights.name, batch_size=500, allow_sample=False)
+    assert r.num_images == weights.metrics.num_images
+    assert r.top1 == weights.metrics.top1
+    assert r.top5 == weights.metrics.top5
+    assert r.loss == pytest.approx(weights.metrics.loss, abs=1e-5)
+    assert r.weights_sha256 == weights.sha256
