@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -130,17 +131,22 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG.")
 @click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--backend", type=click.Choice(["eager", "onnxruntime", "pt2", "torchscript"]), default="eager",
+              show_default=True, help="Evaluate an exported artefact; parity with eager is reported.")
+@click.option("--artefact", type=click.Path(exists=True, dir_okay=False),
+              help="The exported file for --backend (default: export the same weights now).")
 @json_option
 def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
              limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
              download: bool, no_verify: bool, no_sample: bool, confusion_png: str | None, per_class: bool,
-             progress: bool, as_json: bool) -> None:
+             progress: bool, backend: str, artefact: str | None, as_json: bool) -> None:
     """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist): top-1, top-5, loss, per class."""
     from .evaluate import evaluate_model
 
     r = evaluate_model(model_name, dataset, weights=weights, split=split, data_dir=data_dir, download=download,
                        verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
-                       std=std, allow_sample=not no_sample, progress=progress and not as_json)
+                       std=std, allow_sample=not no_sample, progress=progress and not as_json, backend=backend,
+                       artefact=artefact)
     if confusion_png:
         from .plots import plot_confusion
 
@@ -156,12 +162,64 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
     click.echo(f"top-1  {r.top1:6.2f}%  ({r.correct:,}/{r.num_images:,})")
     click.echo(f"top-5  {r.top5:6.2f}%")
     click.echo(f"loss   {r.loss:.4f}")
-    click.echo(f"speed  {r.images_per_s:,.0f} images/s, {r.wall_s:.2f} s, batch {r.batch_size}, {r.device}")
+    click.echo(f"speed  {r.images_per_s:,.0f} images/s, {r.wall_s:.2f} s, batch {r.batch_size}, {r.device}, "
+               f"{r.backend}")
     if per_class:
         rows = [[c["class"], f"{c['images']:,}", f"{c['accuracy']:.2f}%"] for c in r.per_class]
         click.echo(_table(rows, ["class", "images", "top-1"], right={1, 2}))
     if confusion_png:
         click.echo(f"confusion matrix: {confusion_png}")
+    for note in r.notes:
+        click.echo(f"NOTE: {note}")
+
+
+@cli.command("export")
+@click.option("--model", "-m", "model_name", required=True)
+@click.option("--weights", "-w", help="Weight name, tag or file (default: the model's default checkpoint).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "torchscript"]), default="onnx",
+              show_default=True)
+@click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
+@click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Output file (default: <model>.<ext>).")
+@click.option("--int8", "int8", is_flag=True, help="Also write a static int8 ONNX model (onnxruntime quantizer, "
+              "calibrated on training images) and measure its accuracy and speed against fp32.")
+@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Training images used to calibrate --int8.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root for --int8.")
+@json_option
+def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None, batch: str, out: str | None,
+               int8: bool, calibration: int, data_dir: str | None, as_json: bool) -> None:
+    """Export a model to ONNX, torch.export (.pt2) or TorchScript and check parity with eager."""
+    from .export import export_model
+
+    if batch != "dynamic" and not batch.isdigit():
+        raise click.BadParameter(f"expected 'dynamic' or a positive integer, got {batch!r}", param_hint="--batch")
+    if int8 and fmt != "onnx":
+        raise click.BadParameter("--int8 applies to --format onnx", param_hint="--int8")
+    r = export_model(model_name, fmt, weights=weights, out=out, opset=opset,
+                     batch=batch if batch == "dynamic" else int(batch))
+    q = None
+    if int8:
+        from .export import quantize_onnx
+
+        q = quantize_onnx(r.path, str(Path(r.path).with_suffix(".int8.onnx")), name=model_name,
+                          calibration=calibration, data_dir=data_dir)
+    if as_json:
+        _emit_json({**r.to_dict(), "int8": q.to_dict() if q else None})
+        return
+    click.echo(f"{r.model} -> {r.path} ({r.format}, exporter: {r.exporter}, weights: {r.weights or 'random'})")
+    rows = [[p.inputs, str(p.batch_size), f"{p.max_abs_diff:.2e}", "yes" if p.argmax_identical else "NO"]
+            for p in r.parity]
+    click.echo(_table(rows, ["inputs", "batch", "max |diff| vs eager", "same argmax"], right={1, 2}))
+    click.echo(f"parity: {'OK' if r.ok else 'FAILED'} (tolerance {r.tolerance:g})")
+    if q is not None:
+        where = "embedded sample" if q.is_sample else "test split"
+        click.echo(f"int8: {q.int8_path} (calibrated on {q.calibration_images} images), {q.eval_images:,} images "
+                   f"of the {where}:")
+        click.echo(f"  top-1 {q.fp32_top1:.2f}% -> {q.int8_top1:.2f}% ({q.int8_top1 - q.fp32_top1:+.2f} points, "
+                   f"{q.disagreeing_images} images change prediction)")
+        click.echo(f"  speed {q.fp32_images_per_s:,.0f} -> {q.int8_images_per_s:,.0f} images/s ({q.speedup:.2f}x), "
+                   f"size {q.fp32_bytes / 1e6:.2f} -> {q.int8_bytes / 1e6:.2f} MB")
     for note in r.notes:
         click.echo(f"NOTE: {note}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -52,6 +52,8 @@ class EvalResult:
     images_per_s: float
     wall_s: float
     notes: list[str] = field(default_factory=list)
+    backend: str = "eager"
+    parity: dict[str, Any] | None = None  # backend vs eager: top-1 of both and the disagreeing images
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +77,7 @@ def _progress(it: Iterator[Any], total: int, enabled: bool, desc: str) -> Iterat
     return iter(tqdm(it, total=total, desc=desc, unit="batch", leave=False))
 
 
-def _check_shapes(model: nn.Module, split: Split, num_classes: int, device: torch.device, name: str) -> None:
+def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, num_classes: int, device: torch.device, name: str) -> None:
     """Fail with a clear message when the model does not fit the data (input shape or class count)."""
     x = split.images[:2]
     try:
@@ -93,19 +95,26 @@ def _check_shapes(model: nn.Module, split: Split, num_classes: int, device: torc
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, device: str | torch.device = "cpu",
-             mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-             progress: bool = False, name: str = "model") -> dict[str, Any]:
-    """Evaluate ``model`` on ``split``; returns the metrics of ``EvalResult`` as a dict."""
+def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: Split, *, batch_size: int = 256,
+             device: str | torch.device = "cpu", mean: tuple[float, ...] | None = None,
+             std: tuple[float, ...] | None = None, progress: bool = False, name: str = "model",
+             return_predictions: bool = False) -> dict[str, Any]:
+    """Evaluate ``model`` (a module, or any callable batch -> logits) on ``split``.
+
+    Returns the metrics of ``EvalResult`` as a dict (plus ``predictions``, a tensor of the top-1
+    class per image, with ``return_predictions``).
+    """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch size must be positive, got {batch_size}")
     device = torch.device(device)
     num_classes = split.dataset.num_classes
-    model = model.to(device).eval()
+    if isinstance(model, nn.Module):
+        model = model.to(device).eval()
     _check_shapes(model, split, num_classes, device, name)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     loss_sum, top5_correct, n = 0.0, 0, 0
     k = min(5, num_classes)
+    predictions: list[torch.Tensor] = []
     total = (len(split) + batch_size - 1) // batch_size
     t0 = time.perf_counter()
     for x, y in _progress(batches(split, batch_size, mean=mean, std=std, device=device), total, progress, name):
@@ -114,6 +123,8 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, device: s
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         top5_correct += (logits.topk(k, 1).indices == y[:, None]).any(1).sum().item()
         pred = logits.argmax(1)
+        if return_predictions:
+            predictions.append(pred.cpu())
         confusion += torch.bincount((y * num_classes + pred).cpu(), minlength=num_classes**2).view(
             num_classes, num_classes)
         n += y.numel()
@@ -127,7 +138,7 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, device: s
          "accuracy": 100.0 * float(confusion[i, i]) / max(1, int(per_class_n[i]))}
         for i, c in enumerate(split.dataset.classes)
     ]
-    return dict(
+    out = dict(
         num_images=n,
         top1=100.0 * correct / max(1, n),
         top5=100.0 * top5_correct / max(1, n),
@@ -138,6 +149,9 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int = 256, device: s
         images_per_s=n / wall if wall > 0 else float("inf"),
         wall_s=wall,
     )
+    if return_predictions:
+        out["predictions"] = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64)
+    return out
 
 
 def _subset(split: Split, limit: int) -> Split:
@@ -151,12 +165,17 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                    data_dir: str | None = None, download: bool = False, verify: bool = True,
                    batch_size: int = 256, device: str = "cpu", limit: int | None = None,
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                   allow_sample: bool = True, progress: bool = False, seed: int = 0) -> EvalResult:
+                   allow_sample: bool = True, progress: bool = False, seed: int = 0, backend: str = "eager",
+                   artefact: str | None = None) -> EvalResult:
     """Build ``name``, load ``weights`` (default: its released default checkpoint), evaluate on ``dataset``.
 
     With no released checkpoint and no ``weights``, the model is evaluated with random weights from
     ``seed`` and the result says so. When the dataset is absent and ``allow_sample``, the embedded
     1,000-image sample is used and the result says so.
+
+    ``backend`` (``onnxruntime``, ``pt2``, ``torchscript``) evaluates an exported artefact instead of
+    the eager model (``artefact``, or a fresh export of the same weights); the eager model is evaluated
+    too and ``parity`` counts the images whose top-1 class differs.
     """
     entry = get_entry(name) if not name.startswith("timm/") else None
     spec = get_dataset_spec(dataset)
@@ -178,10 +197,9 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         weights_note = f"loaded {loaded.name}" if loaded is not None else f"loaded {weights}"
         if loaded is not None and loaded.dataset != spec.name:
             notes.append(f"checkpoint {loaded.name} was trained on {loaded.dataset}, evaluated on {spec.name}")
-    if mean is None and loaded is not None:
-        mean = tuple(loaded.mean)
-    if std is None and loaded is not None:
-        std = tuple(loaded.std)
+    if loaded is not None and loaded.dataset == spec.name:  # the checkpoint's statistics for its own dataset
+        mean = tuple(loaded.mean) if mean is None else mean
+        std = tuple(loaded.std) if std is None else std
     mean = tuple(mean) if mean is not None else spec.mean
     std = tuple(std) if std is not None else spec.std
     if len(mean) != spec.input_size[0] or len(std) != spec.input_size[0]:
@@ -197,12 +215,49 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
             raise InvalidArgumentError(f"--limit must be positive, got {limit}")
         data = _subset(data, limit)
         notes.append(f"limited to the first {len(data):,} images")
-    metrics = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
-                       name=name)
+    parity = None
+    if backend == "eager":
+        metrics = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
+                           name=name)
+    else:
+        metrics, parity = _evaluate_backend(model, name, backend, artefact, weights, data, batch_size, dev, mean,
+                                            std, progress)
+        notes.append(f"{backend}: {parity['summary']}")
     sha = getattr(loaded, "sha256", None)
     return EvalResult(
         model=name, dataset=spec.name, split=split, is_sample=data.is_sample,
         data_verification=data.verification, weights=loaded.name if loaded is not None else weights,
         weights_sha256=sha, weights_note=weights_note, classes=list(spec.classes), mean=list(mean),
-        std=list(std), batch_size=batch_size, device=str(dev), notes=notes, **metrics,
+        std=list(std), batch_size=batch_size, device=str(dev), notes=notes, backend=backend, parity=parity,
+        **metrics,
     )
+
+
+def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, weights: str | None,
+                      data: Split, batch_size: int, dev: torch.device, mean: tuple[float, ...],
+                      std: tuple[float, ...], progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    import tempfile
+
+    from .export import BACKENDS, FORMATS, export_model, load_runner
+
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(BACKENDS)}")
+    if dev.type != "cpu":
+        raise InvalidArgumentError(f"--backend {backend} runs on the CPU here; use --device cpu")
+    with tempfile.TemporaryDirectory(prefix="zoo-eval-") as tmp:
+        path = artefact
+        if path is None:
+            fmt = BACKENDS[backend]
+            path = export_model(name, fmt, weights=weights, out=f"{tmp}/{name}{FORMATS[fmt]}").path
+        runner = load_runner(path, backend)
+        metrics = evaluate(runner, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
+                           name=f"{name} ({backend})", return_predictions=True)
+    eager = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, name=name,
+                     return_predictions=True)
+    differ = int((metrics.pop("predictions") != eager["predictions"]).sum())
+    parity = {"eager_top1": eager["top1"], "backend_top1": metrics["top1"], "eager_correct": eager["correct"],
+              "backend_correct": metrics["correct"], "disagreeing_images": differ, "identical": differ == 0,
+              "summary": ("top-1 predictions identical to eager on all images" if differ == 0 else
+                          f"top-1 predictions differ from eager on {differ} of {metrics['num_images']} images "
+                          f"(eager {eager['correct']} correct, {backend} {metrics['correct']})")}
+    return metrics, parity

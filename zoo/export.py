@@ -1,0 +1,404 @@
+"""Export for deployment: ONNX, torch.export (``.pt2``) and TorchScript, each checked against eager.
+
+- ONNX goes through ``torch.onnx.export`` with the current (dynamo) exporter and a dynamic batch
+  axis (exported with a batch of 2); only if that fails is the legacy TorchScript-based exporter used,
+  and the reason is logged and recorded. The model is checked with ``onnx.checker`` (full check)
+  and carries metadata_props: model name, weight name and sha256, num_classes, class names, mean/std,
+  input size, zoo version, so a deployment needs nothing else (see ``examples/classify_onnx.py``).
+- ``.pt2`` is ``torch.export.save`` of an ``ExportedProgram`` with the same dynamic batch.
+- TorchScript is ``torch.jit.script``, else ``torch.jit.trace`` (the reason is logged).
+
+After every export the artefact is run against eager on random inputs and on a real batch at two
+batch sizes; ``parity`` records the max abs difference and whether the argmax is identical, and
+``export_model`` raises ``ExportError`` when the difference exceeds the tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from .errors import InvalidArgumentError, ZooError
+
+__all__ = ["ExportError", "ExportResult", "Parity", "QuantResult", "quantize_onnx", "FORMATS", "BACKENDS", "to_onnx", "to_pt2", "to_torchscript",
+           "load_runner", "check_parity", "export_model", "ATOL"]
+
+_logger = logging.getLogger(__name__)
+
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
+BACKENDS = {"onnxruntime": "onnx", "pt2": "pt2", "torchscript": "torchscript"}
+ATOL = 1e-4  # max abs logit difference allowed between an artefact and eager (fp32)
+
+
+class ExportError(ZooError):
+    """An export failed or its artefact disagrees with eager beyond the tolerance."""
+
+
+@dataclass
+class Parity:
+    """Artefact vs eager on one input batch."""
+
+    inputs: str  # "random" or "real"
+    batch_size: int
+    max_abs_diff: float
+    argmax_identical: bool
+
+
+@dataclass
+class ExportResult:
+    model: str
+    format: str
+    path: str
+    exporter: str
+    weights: str | None
+    metadata: dict[str, str]
+    parity: list[Parity] = field(default_factory=list)
+    tolerance: float = ATOL
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.max_abs_diff <= self.tolerance and p.argmax_identical for p in self.parity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), ok=self.ok)
+
+
+def _tmp_in(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _replace(tmp: Path, path: Path) -> Path:
+    os.replace(tmp, path)
+    return path
+
+
+def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
+            batch: str | int = "dynamic", opset: int | None = None, metadata: dict[str, str] | None = None
+            ) -> tuple[Path, str]:
+    """Export ``model`` (eval mode) to ONNX at ``path``; returns the path and the exporter used."""
+    import onnx
+
+    path = Path(path)
+    model = model.eval()
+    n = 2 if batch == "dynamic" else int(batch)
+    x = torch.randn(n, *input_size)
+    tmp = _tmp_in(path)
+    try:
+        try:
+            kwargs: dict[str, Any] = {"dynamo": True, "verbose": False}
+            if batch == "dynamic":
+                kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
+            if opset is not None:
+                kwargs["opset_version"] = opset
+            program = torch.onnx.export(model, (x,), input_names=["input"], output_names=["logits"], **kwargs)
+            program.save(str(tmp))
+            exporter = "dynamo"
+        except Exception as e:  # the dynamo exporter failed: fall back, and say why
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            _logger.warning("dynamo ONNX export failed (%s); using the legacy exporter", reason)
+            torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
+                              opset_version=opset or 17,
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if batch == "dynamic"
+                              else None)
+            exporter = f"legacy ({reason})"
+        proto = onnx.load(str(tmp))
+        for key, value in (metadata or {}).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
+        return _replace(tmp, path), exporter
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def to_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
+           batch: str | int = "dynamic") -> tuple[Path, str]:
+    path = Path(path)
+    n = 2 if batch == "dynamic" else int(batch)
+    dyn = ({0: torch.export.Dim("batch", min=1, max=65536)},) if batch == "dynamic" else None
+    program = torch.export.export(model.eval(), (torch.randn(n, *input_size),), dynamic_shapes=dyn)
+    tmp = _tmp_in(path)
+    try:
+        torch.export.save(program, str(tmp))
+        return _replace(tmp, path), "torch.export"
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def to_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...]) -> tuple[Path, str]:
+    import warnings
+
+    path = Path(path)
+    model = model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still what many deploy
+        try:
+            scripted = torch.jit.script(model)
+            how = "script"
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            _logger.warning("torch.jit.script failed (%s); tracing instead", reason)
+            scripted = torch.jit.trace(model, torch.randn(2, *input_size))
+            how = f"trace ({reason})"
+    tmp = _tmp_in(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(scripted, str(tmp))
+        return _replace(tmp, path), how
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | None = None
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A callable float32 NCHW tensor -> logits tensor for an exported artefact."""
+    path = str(path)
+    if backend == "onnxruntime":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ZooError("the onnxruntime backend needs onnxruntime: pip install 'zoo[onnx]'") from None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().contiguous().numpy()})[0])
+
+        return run
+    if backend == "pt2":
+        module = torch.export.load(path).module()
+        return lambda x: module(x)
+    if backend == "torchscript":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(path, map_location="cpu").eval()
+        return lambda x: module(x)
+    raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(BACKENDS)}")
+
+
+@torch.no_grad()
+def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                 kind: str) -> Parity:
+    expected = model.eval()(inputs)
+    got = runner(inputs)
+    return Parity(kind, int(inputs.shape[0]), float((expected - got).abs().max()),
+                  bool(torch.equal(expected.argmax(1), got.argmax(1))))
+
+
+def _metadata(name: str, weights: Any, spec: Any) -> dict[str, str]:
+    from . import __version__
+
+    return {
+        "zoo.model": name,
+        "zoo.weights": weights.name if weights is not None else "",
+        "zoo.weights_sha256": weights.sha256 if weights is not None else "",
+        "zoo.num_classes": str(spec.num_classes),
+        "zoo.classes": json.dumps(list(spec.classes)),
+        "zoo.mean": json.dumps(list(weights.mean if weights is not None else spec.mean)),
+        "zoo.std": json.dumps(list(weights.std if weights is not None else spec.std)),
+        "zoo.input_size": json.dumps(list(spec.input_size)),
+        "zoo.version": __version__,
+    }
+
+
+def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | os.PathLike[str] | None = None,
+                 opset: int | None = None, batch: str | int = "dynamic", real_batch: torch.Tensor | None = None,
+                 tolerance: float = ATOL, seed: int = 0) -> ExportResult:
+    """Export model ``name`` (with ``weights``, default: its default checkpoint if any) and check parity.
+
+    ``real_batch``: normalised real images for the parity check (default: the embedded sample or the
+    test split of the model's dataset). Raises ``ExportError`` when parity fails.
+    """
+    from .builder import create
+    from .data import get_dataset_spec
+    from .registry import get_entry
+    from .weights import load_into
+
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    entry = get_entry(name)
+    spec = get_dataset_spec(entry.dataset)
+    torch.manual_seed(seed)
+    model = create(name).eval()
+    loaded = None
+    if weights is None and entry.weights:
+        weights = "default"
+    if weights is not None:
+        loaded = load_into(model, name, weights)
+    out_path = Path(out) if out else Path(f"{name}{FORMATS[fmt]}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = _metadata(name, loaded, spec)
+    try:
+        if fmt == "onnx":
+            path, exporter = to_onnx(model, out_path, input_size=spec.input_size, batch=batch, opset=opset,
+                                     metadata=metadata)
+        elif fmt == "pt2":
+            path, exporter = to_pt2(model, out_path, input_size=spec.input_size, batch=batch)
+        else:
+            path, exporter = to_torchscript(model, out_path, input_size=spec.input_size)
+    except ZooError:
+        raise
+    except Exception as e:
+        raise ExportError(f"exporting {name} to {fmt} failed: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+    backend = {v: k for k, v in BACKENDS.items()}[fmt]
+    runner = load_runner(path, backend)
+    result = ExportResult(name, fmt, str(path), exporter, loaded.name if loaded else weights, metadata,
+                          tolerance=tolerance)
+    if loaded is None:
+        result.notes.append("random weights (no checkpoint given or released)")
+    sizes = [2, 7] if batch == "dynamic" else [int(batch)] * 2
+    gen = torch.Generator().manual_seed(seed)
+    real = real_batch if real_batch is not None else _real_batch(entry.dataset, max(sizes), metadata)
+    for n in sizes:
+        result.parity.append(check_parity(model, runner, torch.randn(n, *spec.input_size, generator=gen), "random"))
+        if real is not None:
+            result.parity.append(check_parity(model, runner, real[:n], "real"))
+    if not result.ok:
+        worst = max(result.parity, key=lambda p: p.max_abs_diff)
+        raise ExportError(f"{name} {fmt} export disagrees with eager: max abs diff {worst.max_abs_diff:.3g} "
+                          f"(tolerance {tolerance:g}) on {worst.inputs} batch of {worst.batch_size}, "
+                          f"argmax identical: {worst.argmax_identical}")
+    return result
+
+
+def _real_batch(dataset: str, n: int, metadata: dict[str, str]) -> torch.Tensor | None:
+    """The first ``n`` images of the test split (or the embedded sample), normalised as the model expects."""
+    from .data import batches, load_for_eval
+
+    try:
+        split = load_for_eval(dataset, "test")
+    except ZooError:
+        return None
+    mean, std = tuple(json.loads(metadata["zoo.mean"])), tuple(json.loads(metadata["zoo.std"]))
+    x, _ = next(batches(split, n, mean=mean, std=std))
+    return x
+
+
+@dataclass
+class QuantResult:
+    """int8 vs fp32 ONNX on the same images: accuracy and throughput (onnxruntime, CPU)."""
+
+    fp32_path: str
+    int8_path: str
+    calibration_images: int
+    eval_images: int
+    is_sample: bool
+    fp32_top1: float
+    int8_top1: float
+    disagreeing_images: int
+    fp32_images_per_s: float
+    int8_images_per_s: float
+    fp32_bytes: int
+    int8_bytes: int
+
+    @property
+    def speedup(self) -> float:
+        return self.int8_images_per_s / self.fp32_images_per_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), speedup=self.speedup, top1_change=self.int8_top1 - self.fp32_top1)
+
+
+def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str], *, name: str,
+                  calibration: int = 512, data_dir: str | None = None, batch_size: int = 256,
+                  eval_limit: int | None = None) -> QuantResult:
+    """Static int8 post-training quantisation with onnxruntime, calibrated on ``calibration`` training images.
+
+    Both models are then evaluated on the test split (or the embedded sample when the dataset is absent).
+    """
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise ZooError("int8 quantisation needs onnxruntime: pip install 'zoo[onnx]'") from None
+    import onnx
+
+    from .data import batches, load_for_eval, load_split
+    from .evaluate import evaluate
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    if "zoo.mean" not in meta:
+        raise ExportError(f"{fp32_path} was not exported by zoo (no zoo.* metadata); export it with `zoo export`")
+    mean, std = tuple(json.loads(meta["zoo.mean"])), tuple(json.loads(meta["zoo.std"]))
+    dataset = _entry_dataset(name)
+    try:
+        calib_split = load_split(dataset, "train", data_dir=data_dir)
+        calib_note = "train"
+    except ZooError:
+        calib_split = load_for_eval(dataset, "test", data_dir=data_dir)  # no train split: the test sample
+        calib_note = "sample"
+        _logger.warning("no %s train split: calibrating on the embedded test sample", dataset)
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(calib_split), generator=gen)[:calibration]
+    calib_split = dataclasses.replace(calib_split, images=calib_split.images[idx], labels=calib_split.labels[idx],
+                                      indices=None)
+    x_calib = next(batches(calib_split, len(idx), mean=mean, std=std))[0]
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.chunks = iter(x_calib.split(32))
+
+        def get_next(self) -> dict[str, Any] | None:
+            chunk = next(self.chunks, None)
+            return None if chunk is None else {"input": chunk.numpy()}
+
+    tmp = _tmp_in(int8_path)
+    pre = _tmp_in(int8_path.with_suffix(".pre.onnx"))
+    try:
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(tmp))
+        for key, value in {**meta, "zoo.quantization": f"int8 static QDQ, {len(idx)} {calib_note} images"}.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+        _replace(tmp, int8_path)
+    finally:
+        for p in (tmp, pre):
+            if p.exists():
+                p.unlink()
+    test = load_for_eval(dataset, "test", data_dir=data_dir)
+    if eval_limit:
+        test = dataclasses.replace(test, images=test.images[:eval_limit], labels=test.labels[:eval_limit],
+                                   indices=None)
+    results = {}
+    for key, path in (("fp32", fp32_path), ("int8", int8_path)):
+        runner = load_runner(path, "onnxruntime")
+        evaluate(runner, test, batch_size=batch_size, mean=mean, std=std)  # warm-up pass
+        results[key] = evaluate(runner, test, batch_size=batch_size, mean=mean, std=std, return_predictions=True)
+    differ = int((results["fp32"]["predictions"] != results["int8"]["predictions"]).sum())
+    return QuantResult(str(fp32_path), str(int8_path), len(idx), len(test), test.is_sample,
+                       results["fp32"]["top1"], results["int8"]["top1"], differ,
+                       results["fp32"]["images_per_s"], results["int8"]["images_per_s"],
+                       fp32_path.stat().st_size, int8_path.stat().st_size)
+
+
+def _entry_dataset(name: str) -> str:
+    from .registry import get_entry
+
+    return get_entry(name).dataset
