@@ -28,3 +28,16 @@ def test_recorded_accuracy_is_reproduced_exactly(weights: zoo.Weights) -> None:
     assert r.top5 == weights.metrics.top5
     assert r.loss == pytest.approx(weights.metrics.loss, abs=1e-5)
     assert r.weights_sha256 == weights.sha256
+
+
+@pytest.mark.full_data
+@pytest.mark.slow
+@pytest.mark.parametrize("weights", RELEASED, ids=[w.name for w in RELEASED])
+def test_onnxruntime_top1_equals_eager_on_the_full_test_set(weights: zoo.Weights) -> None:
+    require_dataset(weights.dataset)
+    r = evaluate_model(weights.arch, weights.dataset, weights=weights.name, batch_size=500, allow_sample=False,
+                       backend="onnxruntime")
+    assert r.parity is not None
+    # Identical predictions, or the exact number of disagreeing images is known and small.
+    assert r.parity["identical"] or r.parity["disagreeing_images"] <= 5, r.parity["summary"]
+    assert r.parity["eager_top1"] == weights.metrics.top1
