@@ -188,7 +188,8 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     loaded = None
     weights_note = ""
     if weights is None:
-        weights_note = f"no released checkpoint for {name}: random weights (seed {seed}), accuracy is chance level"
+        weights_note = (f"no released checkpoint for {name}: random weights (seed {seed}), accuracy is chance level; "
+                        f"pass --weights FILE, or train one with `zoo train --model {name} --recipe ...`")
         notes.append(weights_note)
     else:
         from .weights import load_into

@@ -87,3 +87,157 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike[str],
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Looking inside models (zoo.viz) and the landscape study (zoo.analyze)
+
+__all__ += ["plot_filters", "plot_feature_maps", "plot_bands"]
+
+
+def _mosaic(tiles: Any, ncols: int, pad: int = 1) -> Any:
+    """N x H x W (or N x H x W x 3) tiles in a grid, ``pad`` pixels of NaN (or white, for RGB) between them."""
+    import numpy as np
+
+    n, h, w = tiles.shape[:3]
+    rows = -(-n // ncols)
+    fill = 1.0 if tiles.ndim == 4 else np.nan
+    out = np.full((rows * (h + pad) - pad, ncols * (w + pad) - pad, *tiles.shape[3:]), fill, dtype=np.float64)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = tiles[i]
+    return out
+
+
+def _grid_axes(ax: Any, n: int, ncols: int, h: int, w: int, pad: int = 1, what: str = "filter") -> None:
+    """Tick each column with its offset and each row with the index of its first tile."""
+    rows = -(-n // ncols)
+    ax.set_xticks([c * (w + pad) + (w - 1) / 2 for c in range(ncols)], [f"+{c}" for c in range(ncols)], fontsize=7)
+    ax.set_yticks([r * (h + pad) + (h - 1) / 2 for r in range(rows)], [str(r * ncols) for r in range(rows)],
+                  fontsize=7)
+    ax.set_xlabel(f"{what} index = row label + column offset")
+    ax.set_ylabel(f"first {what} of the row")
+    ax.tick_params(length=0)
+
+
+def plot_filters(weights: Any, path: str | os.PathLike[str], *, title: str = "", max_filters: int = 64) -> Path:
+    """Filters (``out x in x kh x kw``) as an image grid.
+
+    Three input channels: the RGB composite (each filter min-max scaled on its own) and one panel per
+    channel on a shared symmetric colour scale (report 003, Figures 10-13). One channel: one panel. Any
+    other number: the mean over the input channels. At most ``max_filters`` are shown.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    w = np.asarray(weights, dtype=np.float64)
+    total = w.shape[0]
+    w = w[:max_filters]
+    n, c, kh, kw = w.shape
+    ncols = int(np.ceil(np.sqrt(n)))
+    if c == 3:
+        panels = [("R", w[:, 0]), ("G", w[:, 1]), ("B", w[:, 2])]
+        names = {"R": "red channel", "G": "green channel", "B": "blue channel"}
+    elif c == 1:
+        panels, names = [("W", w[:, 0])], {"W": "weights"}
+    else:
+        panels, names = [("M", w.mean(1))], {"M": f"mean over the {c} input channels"}
+    limit = float(max(abs(w.min()), abs(w.max()))) or 1.0
+    grid = (2, 2) if c == 3 else (1, 1)
+    side = max(3.2, min(5.0, 0.09 * ncols * max(kw + 1, 8)))
+    fig, axes = plt.subplots(*grid, figsize=(side * grid[1] + 1.4, side * grid[0] + 1.2), squeeze=False)
+    axes = list(axes.ravel())
+    if c == 3:
+        ax = axes.pop(0)
+        lo = w.min(axis=(1, 2, 3), keepdims=True)
+        hi = w.max(axis=(1, 2, 3), keepdims=True)
+        rgb = ((w - lo) / np.where(hi > lo, hi - lo, 1)).transpose(0, 2, 3, 1)
+        ax.imshow(_mosaic(rgb, ncols), interpolation="nearest")
+        ax.set_title("RGB composite (each filter scaled to [0, 1])", fontsize=10)
+        _grid_axes(ax, n, ncols, kh, kw)
+    im = None
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("white")
+    for ax, (key, tiles) in zip(axes, panels):
+        im = ax.imshow(_mosaic(tiles, ncols), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(names[key], fontsize=10)
+        _grid_axes(ax, n, ncols, kh, kw)
+    fig.colorbar(im, ax=axes, fraction=0.046 if c != 3 else 0.035, pad=0.03, label="weight value")
+    if n < total:
+        title = f"{title}\nfirst {n} of {total} filters shown"
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def plot_feature_maps(maps: Any, image: Any, path: str | os.PathLike[str], *, title: str = "",
+                      max_maps: int = 64) -> Path:
+    """The input image (H x W x C uint8) next to a layer's output: C x H x W maps as a grid on one colour
+    scale (report 003, Figures 8-9), or a bar per unit for a vector output."""
+    import numpy as np
+
+    plt = _pyplot()
+    a = np.asarray(maps, dtype=np.float64)
+    img = np.asarray(image)
+    fig = plt.figure(figsize=(12, 6.2))
+    gs = fig.add_gridspec(1, 2, width_ratios=(1, 2.6), wspace=0.25)
+    ax_in = fig.add_subplot(gs[0])
+    ax_in.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray" if img.shape[2] == 1 else None,
+                 interpolation="nearest")
+    ax_in.set_title(f"input, {img.shape[0]}x{img.shape[1]}", fontsize=10)
+    ax_in.set_xlabel("x (pixel)")
+    ax_in.set_ylabel("y (pixel)")
+    ax = fig.add_subplot(gs[1])
+    if a.ndim == 1:
+        ax.bar(range(len(a)), a, color=["tab:blue" if v >= 0 else "tab:red" for v in a])
+        ax.set_xlabel("unit")
+        ax.set_ylabel("activation")
+        ax.set_title(f"{len(a)} units", fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+    else:
+        if a.ndim != 3:
+            a = a.reshape(a.shape[0], -1, a.shape[-1])
+        total = a.shape[0]
+        a = a[:max_maps]
+        n, h, w = a.shape
+        ncols = int(np.ceil(np.sqrt(n)))
+        cmap = plt.get_cmap("viridis").copy()
+        cmap.set_bad("white")
+        im = ax.imshow(_mosaic(a, ncols), cmap=cmap, interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="activation (layer output)")
+        shown = f"{n} of {total} channels" if n < total else f"{n} channels"
+        ax.set_title(f"{shown}, {h}x{w} each, one colour scale", fontsize=10)
+        _grid_axes(ax, n, ncols, h, w, what="channel")
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def plot_bands(panels: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "",
+               xlabel: str = "training step") -> Path:
+    """One or more panels of min-max bands over runs, one band per series (the style of report 002's Figure 13).
+
+    Each panel is ``{"title", "ylabel", "series": {label: (x, lo, hi)}, "logy": bool}``; NaN (a diverged
+    run) leaves a gap.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, panel in zip(axes[0], panels):
+        for i, (label, (x, lo, hi)) in enumerate(panel["series"].items()):
+            colour = colours[i % len(colours)]
+            x, lo, hi = (np.asarray(v, dtype=np.float64) for v in (x, lo, hi))
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.35, linewidth=0, label=label)
+            ax.plot(x, lo, color=colour, linewidth=0.7)
+            ax.plot(x, hi, color=colour, linewidth=0.7)
+        if panel.get("logy"):
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(panel["ylabel"])
+        ax.set_title(panel["title"], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
