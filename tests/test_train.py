@@ -124,3 +124,12 @@ def test_two_process_data_parallel_matches_one_process(tmp_path: Path) -> None:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)  # only the reduction order differs
     res = json.loads((tmp_path / "two" / "result.json").read_text())
     assert res["world_size"] == 2
+
+
+@pytest.mark.full_data
+@pytest.mark.slow
+def test_fresh_run_reproduces_the_released_mnist_mlp(tmp_path: Path) -> None:
+    require_dataset("mnist")
+    released = zoo.get_weights("mlp_60_40_20_bn.mnist")
+    result = train(get_recipe(released.recipe), out_dir=tmp_path, progress=False)
+    assert abs(result.metrics["top1"] - released.metrics.top1) <= 0.3

@@ -43,6 +43,17 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             train_time_s=34.3, hardware="AMD EPYC, 2 threads", file_size=207224, dtype="float32",
         ),
     ),
+    "mlp_2523": (
+        Weights(
+            arch="mlp_2523", tag="mnist", file_name="mlp_2523.mnist-31f4349c.safetensors",
+            sha256="31f4349c1696afafd1e3447fb50c8f5c41934d6dcb20b8b632b6532e67980842",
+            dataset="mnist", num_classes=10, classes=("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
+            input_size=(1, 28, 28), mean=(0.1307,), std=(0.3081,),
+            metrics=Metrics(top1=98.61, top5=100.0, loss=0.057962, split="test", num_images=10000),
+            num_params=2005795, gflops=0.004007, recipe="mlp_2523.mnist",
+            train_time_s=283.0, hardware="AMD EPYC, 2 threads", file_size=8024572, dtype="float32",
+        ),
+    ),
 }
 
 
@@ -101,7 +112,8 @@ def mlp_60_40_20_bn(*, num_classes: int = 10, in_chans: int | None = None, dropo
 @register_model(family="mlp", source="report 001 (001_04f4cc9fc08b3193.txt), section 3", dataset="mnist",
                 expected_params=2_005_795, reported_params=2_005_610,
                 params_note="The report gives 2,005,610 parameters but not the widths; one hidden layer of "
-                            "2523 is the closest single width (795*h + 10), 185 parameters (0.009%) above.")
+                            "2523 is the closest single width (795*h + 10), 185 parameters (0.009%) above.",
+                weights=_WEIGHTS["mlp_2523"])
 def mlp_2523(*, num_classes: int = 10, in_chans: int | None = None) -> MLP:
     """MNIST MLP 784-2523-10 with ReLU, matched in parameters to ``cnn_32_64_mnist`` (report 001's MLP vs CNN).
 
