@@ -4,7 +4,8 @@
 
 The accuracy printed is measured here, from the copy in weights/, on the full test split (ZOO_DATA or
 --data-dir); the entry printed is pasted into the model's file, in its ``_WEIGHTS`` table, and the
-test suite re-checks every field against the stored file.
+test suite re-checks every field against the stored file. The run's recipe.json, log.jsonl and
+result.json are kept in docs/runs/<arch>.<tag>/.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def main() -> int:
         return 1
     dest.parent.mkdir(exist_ok=True)
     shutil.copyfile(src, dest)
+    # The run's evidence goes with it: the resolved recipe and the per-epoch log (curves, gallery).
+    evidence = ROOT / "docs" / "runs" / f"{arch}.{tag}"
+    evidence.mkdir(parents=True, exist_ok=True)
+    for name in ("recipe.json", "log.jsonl", "result.json"):
+        shutil.copyfile(args.run_dir / name, evidence / name)
 
     r = evaluate_model(arch, result["recipe"]["dataset"], weights=str(dest), data_dir=args.data_dir,
                        allow_sample=False, batch_size=500)
