@@ -105,6 +105,68 @@ def info_cmd(name: str, as_json: bool) -> None:
     click.echo(_table(rows, ["layer", "type", "output", "params"], right={3}))
 
 
+def _csv(cast: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], tuple[Any, ...] | None]:
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[Any, ...] | None:
+        if value is None:
+            return None
+        try:
+            return tuple(cast(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
+
+    return parse
+
+
+@cli.command("bench")
+@click.option("--model", "-m", "models", required=True, callback=_csv(str),
+              help="Models, comma-separated (registered names or timm/<name>).")
+@click.option("--device", "devices", default="cpu", show_default=True, callback=_csv(str),
+              help="Devices, comma-separated: cpu, cuda (rows say 'no CUDA device' without one).")
+@click.option("--backend", "backends", default="eager,auto", show_default=True, callback=_csv(str),
+              help="Backends, comma-separated: auto, eager, fold-bn, channels-last, bf16, bf16-cast, compile, "
+              "onnxruntime, pt2, torchscript, or modifiers joined by '+' (fold-bn+channels-last+bf16-cast).")
+@click.option("--batch-size", "-b", "batch_sizes", default="1,32,256", show_default=True, callback=_csv(int),
+              help="Batch sizes, comma-separated.")
+@click.option("--threads", callback=_csv(int), help="CPU thread counts, comma-separated [default: torch's].")
+@click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds of timed calls for the slowest setting of each batch (at least 5 calls).")
+@click.option("--refresh-peak", is_flag=True, help="Measure the matmul peak again instead of using the cached one.")
+@click.option("--plot", "plot_png", type=click.Path(dir_okay=False), help="Write a bar chart of images/s (PNG).")
+@json_option
+def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple[str, ...],
+              batch_sizes: tuple[int, ...], threads: tuple[int, ...] | None, min_time: float, refresh_peak: bool,
+              plot_png: str | None, as_json: bool) -> None:
+    """Inference latency and throughput per model, device, backend and batch size, vs eager fp32 and the peak."""
+    from .benchmark import bench
+
+    r = bench(models, devices=devices, backends=backends, batch_sizes=batch_sizes, threads=threads,
+              min_time_s=min_time, refresh_peak=refresh_peak)
+    if plot_png:
+        from .plots import plot_throughput
+
+        plot_throughput([row.to_dict() for row in r.rows], plot_png, title=f"zoo bench on {r.machine['cpu']}")
+    if as_json:
+        _emit_json(r.to_dict())
+        return
+
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    rows = [[x.model, x.device, x.backend if x.backend == x.setting else f"{x.backend}: {x.setting}",
+             str(x.batch_size), num(x.threads, "d"), num(x.median_ms, ".2f"), num(x.p90_ms, ".2f"),
+             num(x.images_per_s, ",.0f"), num(x.gflop_per_s, ".1f"),
+             num(None if x.peak_share is None else 100 * x.peak_share, ".0f"), num(x.peak_memory_mb, ".1f"),
+             num(x.speedup_vs_eager, ".2f"), num(x.cuda_speedup, ".2f"), x.status] for x in r.rows]
+    click.echo(_table(rows, ["model", "device", "backend", "batch", "threads", "median ms", "p90 ms", "images/s",
+                             "GFLOP/s", "% peak", "mem MB", "x eager", "cuda/cpu", "status"],
+                      right=set(range(3, 13))))
+    peaks = "; ".join(f"{k}: fp32 {p['fp32']:g}, bf16 {p['bf16'] or '-'} GFLOP/s" for k, p in r.peaks.items())
+    load = ", ".join(f"{v:.2f}" for v in r.machine["loadavg"] or [])
+    click.echo(f"\npeak (matmul probe, cached): {peaks or 'not measured'}; load average {load}; {r.wall_s:.0f} s")
+    if plot_png:
+        click.echo(f"chart: {plot_png}")
+
+
 def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
     if value is None:
         return None
@@ -282,6 +344,113 @@ def recipes_cmd(name: str | None, as_json: bool) -> None:
         return
     rows = [[r.name, r.model or "-", r.dataset, str(r.epochs), r.description] for r in recipes]
     click.echo(_table(rows, ["recipe", "model", "dataset", "epochs", "description"], right={3}))
+
+
+@cli.group("viz")
+def viz_group() -> None:
+    """Look inside a model: a layer's filters, the feature maps of one image (report 003, Figures 8-13)."""
+
+
+_layer_option = click.option("--layer", help="Module name (see `zoo info MODEL`), or 'first' / 'last' conv "
+                             "[default: first].")
+_viz_weights_option = click.option("--weights", "-w", help="Weight name, tag or file (default: the model's "
+                                   "released checkpoint, else random weights).")
+
+
+def _echo_view(r: Any, as_json: bool) -> None:
+    if as_json:
+        _emit_json(r.to_dict())
+        return
+    click.echo(f"{r.model}: {r.weights_note}")
+    click.echo(f"{r.layer_type} '{r.layer}', shape {'x'.join(map(str, r.shape))}: min {r.stats['min']:.4g}, "
+               f"max {r.stats['max']:.4g}, mean {r.stats['mean']:.4g}, std {r.stats['std']:.4g}")
+    for note in r.notes:
+        click.echo(f"NOTE: {note}")
+    click.echo(f"figure: {', '.join(r.paths)}")
+
+
+@viz_group.command("filters")
+@click.option("--model", "-m", "model_name", required=True, help="Registered model name.")
+@_viz_weights_option
+@_layer_option
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write [default: <model>-filters.png].")
+@json_option
+def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out: str | None, as_json: bool) -> None:
+    """Draw a conv layer's weights (an MLP's first layer as input-sized images), per RGB channel too."""
+    from .viz import filters_figure
+
+    _echo_view(filters_figure(model_name, weights=weights, layer=layer, out=out), as_json)
+
+
+@viz_group.command("activations")
+@click.option("--model", "-m", "model_name", required=True, help="Registered model name.")
+@click.option("--image", type=click.Path(exists=True, dir_okay=False),
+              help="Input image (resized to the model's input).")
+@click.option("--sample", type=click.IntRange(min=0), help="Use image N of the embedded test sample instead.")
+@_viz_weights_option
+@_layer_option
+@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write [default: <model>-activations.png].")
+@json_option
+def viz_activations_cmd(model_name: str, image: str | None, sample: int | None, weights: str | None,
+                        layer: str | None, out: str | None, as_json: bool) -> None:
+    """Draw the feature maps a layer produces for one input image."""
+    from .viz import activations_figure
+
+    _echo_view(activations_figure(model_name, image=image, sample=sample, weights=weights, layer=layer, out=out),
+               as_json)
+
+
+@cli.group("analyze")
+def analyze_group() -> None:
+    """Studies of how models train (report 002's BatchNorm study)."""
+
+
+@analyze_group.command("landscape")
+@click.option("--full", is_flag=True, help="The report's full recipe (25 epochs on all 50,000 images; GPU hours) "
+              "instead of the short one (about 12 minutes on 2 CPU cores).")
+@click.option("--models", help="Two models, without and with BatchNorm [default: vgga,vgga_bn].")
+@click.option("--lrs", callback=_floats, help="Learning rates [default: 1e-3,2e-3,1e-4,5e-4].")
+@click.option("--steps", type=click.IntRange(min=2), help="Training steps per run.")
+@click.option("--batch-size", type=click.IntRange(min=2))
+@click.option("--train-images", type=click.IntRange(min=0), help="Train on the first N images (0 = all).")
+@click.option("--probe-every", type=click.IntRange(min=1), help="Measure the gradient change every N steps.")
+@click.option("--seed", type=int)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for landscape.json and the figures [default: runs/landscape-<short|full>].")
+@click.option("--from-json", "from_json", type=click.Path(exists=True, dir_okay=False),
+              help="Redraw the figures of a saved landscape.json; nothing is trained.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: torch's choice).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+def analyze_landscape_cmd(full: bool, models: str | None, lrs: tuple[float, ...] | None, steps: int | None,
+                          batch_size: int | None, train_images: int | None, probe_every: int | None,
+                          seed: int | None, out_dir: str | None, from_json: str | None, data_dir: str | None,
+                          device: str, threads: int | None, progress: bool, as_json: bool) -> None:
+    """Loss landscape, gradient predictiveness and beta-smoothness with and without BatchNorm (report 002, 2.2-2.4)."""
+    from .analyze import landscape_config, redraw_landscape, run_landscape
+
+    if from_json:
+        r = redraw_landscape(from_json, out_dir)
+    else:
+        preset = "full" if full else "short"
+        config = landscape_config(preset, models=tuple(models.split(",")) if models else None, lrs=lrs, steps=steps,
+                                  batch_size=batch_size, train_images=train_images, probe_every=probe_every,
+                                  seed=seed)
+        r = run_landscape(config, out_dir=out_dir or os.path.join("runs", f"landscape-{preset}"), data_dir=data_dir,
+                          device=device, progress=progress and not as_json, threads=threads)
+    if as_json:
+        _emit_json({k: v for k, v in r.to_dict().items() if k != "runs"})
+        return
+    rows = [[m, f"{s['all_steps']['loss_band_mean']:.4f}", f"{s['all_steps']['grad_change_mean_of_max']:.4g}",
+             f"{s['all_steps']['beta_max']:.4g}", ", ".join(f"{lr}: {v:.3f}" for lr, v in s["final_loss"].items())]
+            for m, s in r.summary.items()]
+    click.echo(_table(rows, ["model", "loss band", "grad change", "beta max", "final loss per lr"], right={1, 2, 3}))
+    click.echo(f"{len(r.runs)} runs in {r.wall_s:,.0f} s ({r.hardware})")
+    if r.bn_effect:
+        click.echo(r.bn_effect["verdict"])
+    click.echo(f"written: {', '.join(r.paths)}")
 
 
 def _run(command: Callable[..., Any], prog_name: str) -> None:

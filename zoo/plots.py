@@ -156,8 +156,7 @@ def plot_filters(weights: Any, path: str | os.PathLike[str], *, title: str = "",
         ax.set_title("RGB composite (each filter scaled to [0, 1])", fontsize=10)
         _grid_axes(ax, n, ncols, kh, kw)
     im = None
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="white")
     for ax, (key, tiles) in zip(axes, panels):
         im = ax.imshow(_mosaic(tiles, ncols), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(names[key], fontsize=10)
@@ -200,8 +199,7 @@ def plot_feature_maps(maps: Any, image: Any, path: str | os.PathLike[str], *, ti
         a = a[:max_maps]
         n, h, w = a.shape
         ncols = int(np.ceil(np.sqrt(n)))
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_bad("white")
+        cmap = plt.get_cmap("viridis").with_extremes(bad="white")
         im = ax.imshow(_mosaic(a, ncols), cmap=cmap, interpolation="nearest")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label="activation (layer output)")
         shown = f"{n} of {total} channels" if n < total else f"{n} channels"
@@ -237,6 +235,84 @@ def plot_bands(panels: Sequence[dict[str, Any]], path: str | os.PathLike[str], *
         ax.set_title(panel["title"], fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+__all__ += ["plot_lines"]
+
+
+def plot_lines(panels: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "",
+               xlabel: str = "training step") -> Path:
+    """Panels of lines side by side on one y scale: ``{"title", "ylabel", "lines": {label: (x, y)}}``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for label, (x, y) in panel["lines"].items():
+            ax.plot(x, y, linewidth=1, label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(panel["ylabel"])
+        ax.set_title(panel["title"], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+__all__ += ["plot_throughput"]
+
+
+def plot_throughput(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Bar chart of images/s: one panel per model and device, batch sizes along x, one bar per backend
+    (and thread count when several were run), labelled with the speed-up over eager fp32.
+
+    ``rows``: ``zoo.benchmark.BenchRow.to_dict()`` rows; rows without numbers (no CUDA device, not
+    installed, failed) are left out and listed under the panels.
+    """
+    plt = _pyplot()
+    import numpy as np
+
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("images_per_s")]
+    several_threads = len({r.get("threads") for r in ok}) > 1
+    panels = list(dict.fromkeys((r["model"], r["device"]) for r in ok))
+
+    def label(r: dict[str, Any]) -> str:
+        name = r["backend"] if r["backend"] == r["setting"] else f"{r['backend']} ({r['setting']})"
+        return f"{name} @{r['threads']}t" if several_threads and r.get("threads") else name
+
+    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(11, 3.6 * max(1, len(panels))), squeeze=False)
+    for ax, (model, device) in zip(axes[:, 0], panels):
+        sub = [r for r in ok if r["model"] == model and r["device"] == device]
+        batches = sorted({r["batch_size"] for r in sub})
+        labels = list(dict.fromkeys(label(r) for r in sub))
+        width = 0.8 / max(1, len(labels))
+        for i, lab in enumerate(labels):
+            xs, ys, texts = [], [], []
+            for j, b in enumerate(batches):
+                hit = [r for r in sub if label(r) == lab and r["batch_size"] == b]
+                if hit:
+                    xs.append(j - 0.4 + width * (i + 0.5))
+                    ys.append(hit[0]["images_per_s"])
+                    texts.append(f"{hit[0]['speedup_vs_eager']:.2f}x" if hit[0].get("speedup_vs_eager") else "")
+            bars = ax.bar(xs, ys, width, label=lab)
+            for bar, text in zip(bars, texts):
+                ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                            fontsize=6, rotation=90, xytext=(0, 2), textcoords="offset points")
+        ax.set_xticks(np.arange(len(batches)), [f"batch {b}" for b in batches])
+        ax.set_yscale("log")
+        ax.set_ylabel("images/s (log)")
+        ax.set_title(f"{model} on {device}", fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    missing = sorted({f"{r['model']} {r['device']} {r['backend']}: {r['status']}"
+                      for r in rows if r.get("status") != "ok"})
+    if missing:
+        shown = missing[:8] + ([f"... and {len(missing) - 8} more"] if len(missing) > 8 else [])
+        fig.text(0.01, 0.0, "no numbers: " + "; ".join(shown), fontsize=7, va="top", wrap=True)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
