@@ -51,7 +51,31 @@ def weights_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"models": model_table, "param-notes": param_notes, "weights": weights_table}
+def landscape_table() -> str:
+    import json
+
+    path = README.parent / "benchmarks" / "results" / "landscape" / "landscape.json"
+    data = json.loads(path.read_text())
+    summary, cfg = data["summary"], data["config"]
+    models = list(summary)
+    rows = [f"{cfg.get('steps', '?')} steps per run; wall time {data['wall_s'] / 60:.1f} min on {data['hardware']}.", "",
+            "| measure | " + " | ".join(f"`{m}`" for m in models) + " |", "|---|" + "---:|" * len(models)]
+    measures = [("loss band (max - min over learning rates), mean over steps", "all_steps", "loss_band_mean"),
+                ("the same, second half of the steps", "second_half", "loss_band_mean"),
+                ("gradient change over a step, mean of the per-step largest", "all_steps", "grad_change_mean_of_max"),
+                ("the same, last Linear layer only", "all_steps", "grad_change_last_mean_of_max"),
+                ("beta smoothness, largest seen", "all_steps", "beta_max"),
+                ("beta smoothness, second half, mean of the per-step largest", "second_half", "beta_mean_of_max")]
+    for label, part, key in measures:
+        rows.append(f"| {label} | " + " | ".join(f"{summary[m][part][key]:.3g}" for m in models) + " |")
+    finals = [f"{min(summary[m]['final_loss'].values()):.2f}-{max(summary[m]['final_loss'].values()):.2f}"
+              for m in models]
+    rows.append("| final training loss over the learning rates | " + " | ".join(finals) + " |")
+    return "\n".join(rows)
+
+
+SECTIONS = {"models": model_table, "param-notes": param_notes, "weights": weights_table,
+            "landscape": landscape_table}
 
 
 def render(text: str) -> str:
