@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
+from ..weights import Metrics, Weights
 
 __all__ = ["ConvNet"]
 
@@ -39,6 +40,21 @@ def _cnn3(bn: bool) -> list[Spec]:
         layers += [("conv", width, 5, 2)] + (["bn"] if bn else []) + ["relu", ("pool", 2, 2)]
     return layers
 
+
+# Released checkpoints, printed by tools/release_weights.py from the stored file (tests re-check every field).
+_WEIGHTS: dict[str, tuple[Weights, ...]] = {
+    "cnn_32_64_mnist": (
+        Weights(
+            arch="cnn_32_64_mnist", tag="mnist", file_name="cnn_32_64_mnist.mnist-f0a2b1df.safetensors",
+            sha256="f0a2b1df86a4355eb404d3e5949037a01278c696b7811f6e1ba168ca15cd7f51",
+            dataset="mnist", num_classes=10, classes=("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
+            input_size=(1, 28, 28), mean=(0.1307,), std=(0.3081,),
+            metrics=Metrics(top1=99.4, top5=99.99, loss=0.117828, split="test", num_images=10000),
+            num_params=2003754, gflops=0.02386, recipe="cnn_32_64_mnist.mnist",
+            train_time_s=652.2, hardware="AMD EPYC, 2 threads", file_size=8017048, dtype="float32",
+        ),
+    ),
+}
 
 # name -> (feature specs, classifier specs)
 _CFGS: dict[str, tuple[list[Spec], list[Spec]]] = {
@@ -139,7 +155,8 @@ _R004_NOTE = ("The report's 1,088,418 applies (H*W + 1) * C_out to each conv (sp
               "(5*5*C_in + 1) * C_out.")
 
 
-@register_model(family="cnn", source=_R001, dataset="mnist", expected_params=2_003_754)
+@register_model(family="cnn", source=_R001, dataset="mnist", expected_params=2_003_754,
+                weights=_WEIGHTS["cnn_32_64_mnist"])
 def cnn_32_64_mnist(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """28x28 CNN: conv3x3(32)-ReLU-MaxPool(2, stride 1), conv3x3(64)-ReLU-MaxPool(2, stride 1), FC 30976-64-32-10.
 
