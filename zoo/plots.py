@@ -268,7 +268,8 @@ __all__ += ["plot_throughput"]
 
 def plot_throughput(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:
     """Bar chart of images/s: one panel per model and device, batch sizes along x, one bar per backend
-    (and thread count when several were run), labelled with the speed-up over eager fp32.
+    (and thread count when several were run), labelled with the speed-up over eager fp32. A backend that
+    stands for another setting (``auto``) is hatched, and the panel's title says what it stood for.
 
     ``rows``: ``zoo.benchmark.BenchRow.to_dict()`` rows; rows without numbers (no CUDA device, not
     installed, failed) are left out and listed under the panels.
@@ -281,31 +282,35 @@ def plot_throughput(rows: Sequence[dict[str, Any]], path: str | os.PathLike[str]
     panels = list(dict.fromkeys((r["model"], r["device"]) for r in ok))
 
     def label(r: dict[str, Any]) -> str:
-        name = r["backend"] if r["backend"] == r["setting"] else f"{r['backend']} ({r['setting']})"
-        return f"{name} @{r['threads']}t" if several_threads and r.get("threads") else name
+        return f"{r['backend']} @{r['threads']}t" if several_threads and r.get("threads") else r["backend"]
 
-    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(11, 3.6 * max(1, len(panels))), squeeze=False)
+    labels_all = list(dict.fromkeys(label(r) for r in ok))
+    cmap = plt.get_cmap("tab20")
+    colours = {lab: cmap(i % 20) for i, lab in enumerate(labels_all)}
+    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(11, 3.4 * max(1, len(panels))), squeeze=False)
     for ax, (model, device) in zip(axes[:, 0], panels):
         sub = [r for r in ok if r["model"] == model and r["device"] == device]
         batches = sorted({r["batch_size"] for r in sub})
         labels = list(dict.fromkeys(label(r) for r in sub))
         width = 0.8 / max(1, len(labels))
+        stood_for = sorted({f"{r['backend']} at batch {r['batch_size']} = {r['setting']}" for r in sub
+                            if r["backend"] != r["setting"]})
         for i, lab in enumerate(labels):
-            xs, ys, texts = [], [], []
-            for j, b in enumerate(batches):
-                hit = [r for r in sub if label(r) == lab and r["batch_size"] == b]
-                if hit:
-                    xs.append(j - 0.4 + width * (i + 0.5))
-                    ys.append(hit[0]["images_per_s"])
-                    texts.append(f"{hit[0]['speedup_vs_eager']:.2f}x" if hit[0].get("speedup_vs_eager") else "")
-            bars = ax.bar(xs, ys, width, label=lab)
-            for bar, text in zip(bars, texts):
-                ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                            fontsize=6, rotation=90, xytext=(0, 2), textcoords="offset points")
+            hits = [(j, r) for j, b in enumerate(batches) for r in sub if label(r) == lab and r["batch_size"] == b]
+            xs = [j - 0.4 + width * (i + 0.5) for j, _ in hits]
+            bars = ax.bar(xs, [r["images_per_s"] for _, r in hits], width, label=lab, color=colours[lab],
+                          hatch="//" if any(r["backend"] != r["setting"] for _, r in hits) else None,
+                          edgecolor="white", linewidth=0.3)
+            for bar, (_, r) in zip(bars, hits):
+                if r.get("speedup_vs_eager"):
+                    ax.annotate(f"{r['speedup_vs_eager']:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                                ha="center", va="bottom", fontsize=6, rotation=90, xytext=(0, 2),
+                                textcoords="offset points")
         ax.set_xticks(np.arange(len(batches)), [f"batch {b}" for b in batches])
         ax.set_yscale("log")
+        ax.margins(y=0.25)
         ax.set_ylabel("images/s (log)")
-        ax.set_title(f"{model} on {device}", fontsize=10)
+        ax.set_title(f"{model} on {device}" + (f"\n{'; '.join(stood_for)}" if stood_for else ""), fontsize=9)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     missing = sorted({f"{r['model']} {r['device']} {r['backend']}: {r['status']}"

@@ -1,0 +1,159 @@
+"""zoo.benchmark and zoo.backends: rows with consistent numbers, absent devices and backends, BN folding, peak cache."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from click.testing import CliRunner
+
+import zoo
+from zoo import backends, benchmark
+from zoo.cli import cli
+
+FAST = dict(warmup=1, min_time_s=0.0, min_repeats=3, max_repeats=3, threads=[1])
+
+
+@pytest.fixture
+def fake_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[torch.dtype]:
+    """The matmul probe replaced by fixed numbers (100 GFLOP/s fp32, 200 bf16); the cache in tmp_path."""
+    calls: list[torch.dtype] = []
+
+    def probe(device: torch.device, dtype: torch.dtype, seconds: float) -> float:
+        calls.append(dtype)
+        return 200.0 if dtype == torch.bfloat16 else 100.0
+
+    monkeypatch.setattr(benchmark, "_probe", probe)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return calls
+
+
+def test_two_backends_give_positive_consistent_numbers(fake_probe: list[torch.dtype]) -> None:
+    r = benchmark.bench(["lenet_cifar_bn"], backends=["eager", "fold-bn+channels-last"], batch_sizes=[1, 4], **FAST)
+    assert [(x.backend, x.batch_size) for x in r.rows] == [("eager", 1), ("fold-bn+channels-last", 1),
+                                                          ("eager", 4), ("fold-bn+channels-last", 4)]
+    gflops = zoo.model_info("lenet_cifar_bn").gflops
+    for x in r.rows:
+        assert x.ok and x.device == "cpu" and x.threads == 1 and x.precision == "fp32" and x.repeats == 3
+        assert 0 < x.best_ms <= x.median_ms <= x.p90_ms
+        assert x.images_per_s == pytest.approx(x.batch_size / (x.median_ms / 1e3), rel=1e-3)
+        assert x.gflop_per_s == pytest.approx(gflops * x.images_per_s, rel=1e-3)
+        assert x.peak_gflop_per_s == 100.0 and x.peak_share == pytest.approx(x.gflop_per_s / 100.0, rel=1e-3)
+        assert x.max_abs_diff is not None and x.max_abs_diff < 1e-4 and x.argmax_agreement == 1.0
+        assert x.peak_memory_mb is None or x.peak_memory_mb >= 0
+    assert all(x.speedup_vs_eager == 1.0 for x in r.rows if x.backend == "eager")
+    folded = [x for x in r.rows if x.backend != "eager"]
+    assert all(x.setting == "fold-bn+channels-last" and "folded 4 of 4 BatchNorm layers" in x.notes for x in folded)
+    assert r.to_dict()["rows"][0]["ok"] is True and r.machine["torch"] == torch.__version__
+
+
+def test_cuda_rows_are_marked_absent_and_the_run_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                         fake_probe: list[torch.dtype]) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = benchmark.bench(["resnet20"], devices=["cpu", "cuda"], backends=["eager", "auto"], batch_sizes=[2], **FAST)
+    cuda = [x for x in r.rows if x.device == "cuda"]
+    cpu = [x for x in r.rows if x.device == "cpu"]
+    assert len(cuda) == 2 and all(x.status == "no CUDA device" and x.images_per_s is None for x in cuda)
+    assert len(cpu) == 2 and all(x.ok and x.images_per_s > 0 for x in cpu)
+    assert all(x.cuda_speedup is None for x in r.rows)
+
+
+def test_missing_backend_is_marked_not_installed(monkeypatch: pytest.MonkeyPatch,
+                                                 fake_probe: list[torch.dtype]) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    r = benchmark.bench(["resnet20"], backends=["onnxruntime", "eager", "auto"], batch_sizes=[1], **FAST)
+    by = {x.backend: x for x in r.rows}
+    assert by["onnxruntime"].status == "not installed: onnxruntime" and by["onnxruntime"].median_ms is None
+    assert by["eager"].ok and by["auto"].ok
+    assert by["auto"].setting != "onnxruntime"  # auto falls back to what is installed
+    assert backends.resolve_auto("cpu", 1, gflops=0.01) != "onnxruntime"
+
+
+def _conv_bn_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4))
+    for m in net.modules():  # statistics far from the identity, so a wrong fold shows
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("make", [_conv_bn_net, lambda: zoo.create("resnet20").eval()], ids=["conv_bn", "resnet20"])
+def test_fold_batchnorm_matches_eager_and_removes_batchnorm(make) -> None:  # type: ignore[no-untyped-def]
+    model = make()
+    x = torch.randn(5, 3, 32, 32)
+    folded = backends.fold_batchnorm(model)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())  # the original is kept
+    with torch.no_grad():
+        assert (folded(x) - model(x)).abs().max().item() <= 1e-5
+
+
+def test_peak_probe_is_cached_per_machine_threads_and_torch(fake_probe: list[torch.dtype], tmp_path: Path) -> None:
+    first = benchmark.measure_peak("cpu", threads=1)
+    probes = len(fake_probe)
+    assert probes >= 1 and first.fp32 == 100.0
+    again = benchmark.measure_peak("cpu", threads=1)
+    assert len(fake_probe) == probes and again == first  # read from the cache, not measured
+    cache = tmp_path / "zoo" / "peak.json"
+    assert benchmark.peak_cache_path() == cache
+    stored = json.loads(cache.read_text())
+    assert list(stored) == [first.key] and "1 threads" in first.key and torch.__version__ in first.key
+    benchmark.measure_peak("cpu", threads=1, refresh=True)
+    assert len(fake_probe) == 2 * probes
+    benchmark.measure_peak("cpu", threads=2)
+    assert len(json.loads(cache.read_text())) == 2
+
+
+def test_parse_backend_orders_modifiers_and_rejects_bad_combinations() -> None:
+    assert backends.parse_backend("bf16-cast+channels-last+fold-bn") == ("fold-bn", "channels-last", "bf16-cast")
+    assert backends.parse_backend("eager") == ("eager",)
+    for spec in ("onnxruntime+bf16", "bf16+bf16-cast", "warp-speed", ""):
+        with pytest.raises(zoo.InvalidArgumentError):
+            backends.parse_backend(spec)
+    for device in ("cpu", "cuda"):
+        for b in (1, 256):
+            backends.parse_backend(backends.resolve_auto(device, b, gflops=0.1))
+
+
+def test_auto_takes_onnxruntime_for_small_calls_and_bf16_for_large_ones() -> None:
+    pytest.importorskip("onnxruntime")
+    assert backends.resolve_auto("cpu", 1, gflops=0.08) == "onnxruntime"  # resnet20, one image
+    large = backends.resolve_auto("cpu", 64, gflops=1.1)  # resnet18, batch 64
+    assert "fold-bn" in large and ("bf16-cast" in large) == backends.cpu_has_bf16()
+    assert backends.resolve_auto("cuda", 1, gflops=0.08) == backends.AUTO_CUDA
+
+
+def test_prepare_bf16_runner_returns_fp32_logits_close_to_eager() -> None:
+    model = _conv_bn_net()
+    x = torch.randn(4, 3, 32, 32)
+    p = backends.prepare(model, "fold-bn+channels-last+bf16-cast", input_size=(3, 32, 32))
+    with torch.no_grad():
+        out, ref = p.run(x), model(x)
+    assert p.precision == "bf16" and out.dtype == torch.float32 and out.shape == ref.shape
+    assert (out - ref).abs().max().item() < 0.1
+
+
+def test_cli_bench_json_parses_and_plots(fake_probe: list[torch.dtype], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    png = tmp_path / "bench.png"
+    result = CliRunner().invoke(cli, ["bench", "-m", "lenet_cifar_bn", "--device", "cpu,cuda", "--backend",
+                                      "eager,fold-bn", "-b", "2", "--threads", "1", "--min-time", "0", "--json",
+                                      "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {r["device"] for r in data["rows"]} == {"cpu", "cuda"}
+    assert all(r["images_per_s"] > 0 for r in data["rows"] if r["device"] == "cpu")
+    assert all(r["status"] == "no CUDA device" for r in data["rows"] if r["device"] == "cuda")
+    assert data["peaks"] and data["machine"]["loadavg"] is not None
+    assert png.stat().st_size > 1000

@@ -1,0 +1,589 @@
+"""Inference throughput and latency per model, device, backend, batch size and thread count: ``bench``.
+
+A *setting* is a backend spec (``zoo.backends``: ``eager``, ``fold-bn+channels-last+bf16-cast``,
+``onnxruntime``, ``auto``, ...) and a thread count.
+
+How it measures, per model, device and batch size:
+
+- every setting is prepared (folded, exported, compiled) and warmed up (``warmup`` calls; the first
+  call, where ``torch.compile`` compiles, is timed separately as ``first_call_s``);
+- timed calls then run **interleaved**, one call of each setting per round, so a background load
+  that comes and goes hits every setting alike and the ratios stay comparable;
+- each call takes fp32 NCHW on the device and returns fp32 logits: casts and layout changes are inside
+  the timed call. CUDA calls are timed with CUDA events and synchronised;
+- GFLOP/s come from the model's FLOP count (``zoo.model_info(name).gflops``) and are compared with
+  the machine's measured peak of the setting's precision (``measure_peak``: a matmul probe, fp32 and
+  bf16, cached per machine, thread count and torch version in ``~/.cache/zoo/peak.json``);
+- peak memory: CPU, the growth of the process's resident set during one forward pass, after freed heap
+  pages are handed back (Linux: ``malloc_trim``, then ``/proc/self/clear_refs`` resets the peak), i.e.
+  activations and workspace, not weights; onnxruntime keeps the arena it grew in the warm-up, so its
+  growth reads near 0. CUDA: ``torch.cuda.max_memory_allocated`` during one forward pass (weights included);
+- every output is compared with eager fp32 on the same input (max abs difference, argmax agreement).
+
+A device, backend or dependency that is not there gives rows with a ``status`` that says so
+("no CUDA device", "not installed: onnxruntime", "failed: ..."), never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from .backends import (EXPORTED, Prepared, Runner, auto_rule, cpu_has_bf16, missing_dependency, parse_backend,
+                       prepare, resolve_auto)
+from .errors import InvalidArgumentError
+
+__all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
+
+_logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Machine, peak probe
+
+
+def machine() -> dict[str, Any]:
+    """The machine a benchmark ran on, with its load (1/5/15-minute load average) at the time of the call."""
+    from .train import hardware_description
+
+    info: dict[str, Any] = {
+        "cpu": hardware_description("cpu").rsplit(",", 1)[0],
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": cpu_has_bf16(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    for name in ("onnxruntime", "timm"):
+        try:
+            info[name] = importlib.import_module(name).__version__
+        except ImportError:
+            info[name] = None
+    return info
+
+
+@dataclass
+class Peak:
+    """Measured matmul peak of a device in GFLOP/s per precision (best of repeated runs)."""
+
+    key: str
+    fp32: float
+    bf16: float | None
+    method: str
+    loadavg: list[float] | None
+    measured_at: str
+
+    def of(self, precision: str) -> float | None:
+        return self.bf16 if precision == "bf16" else self.fp32
+
+
+def peak_cache_path() -> Path:
+    """``$XDG_CACHE_HOME/zoo/peak.json`` (``~/.cache/zoo/peak.json``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "zoo" / "peak.json"
+
+
+def _peak_key(device: torch.device, threads: int) -> str:
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        from .train import hardware_description
+
+        what = hardware_description("cpu").rsplit(",", 1)[0]
+        what = f"{what}, {threads} threads"
+    return f"{what} | torch {torch.__version__}"
+
+
+def _best_gflops(fn: Callable[[], Any], flops: float, device: torch.device, seconds: float) -> float:
+    """Best GFLOP/s of ``fn`` over repeated calls for about ``seconds`` (at least 3 calls)."""
+    fn()
+    best, spent, calls = math.inf, 0.0, 0
+    while calls < 3 or spent < seconds:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        took = time.perf_counter() - start
+        best, spent, calls = min(best, took), spent + took, calls + 1
+    return flops / best / 1e9
+
+
+def _probe(device: torch.device, dtype: torch.dtype, seconds: float) -> float:
+    """Best GFLOP/s of square matmuls (torch.mm, and oneDNN's linear on the CPU) at two sizes.
+
+    The best call, not the median: on a shared machine the probe should find what the hardware can do
+    when it gets the core, which is also what the fastest model runs get.
+    """
+    best = 0.0
+    sizes = (1024, 2048) if device.type == "cpu" else (4096, 8192)
+    with torch.inference_mode():
+        for n in sizes:
+            a = torch.randn(n, n, device=device, dtype=dtype)
+            b = torch.randn(n, n, device=device, dtype=dtype)
+            best = max(best, _best_gflops(lambda: torch.mm(a, b), 2 * n**3, device, seconds))
+            if device.type == "cpu" and torch.backends.mkldnn.is_available():
+                # oneDNN's kernels (what convolutions and compiled linears use) beat MKL's sgemm on some CPUs
+                try:
+                    am, bm = a.to_mkldnn(), b.to_mkldnn()
+                    best = max(best, _best_gflops(lambda: torch._C._nn.mkldnn_linear(am, bm, None),
+                                                  2 * n**3, device, seconds))
+                    packed = torch.ops.mkldnn._reorder_linear_weight(b, n)  # as inductor's frozen linears
+                    best = max(best, _best_gflops(
+                        lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""),
+                        2 * n**3, device, seconds))
+                except (RuntimeError, AttributeError) as e:
+                    _logger.debug("oneDNN linear probe failed: %s", e)
+    return best
+
+
+def measure_peak(device: str | torch.device = "cpu", *, threads: int | None = None, refresh: bool = False,
+                 cache: Path | None = None, seconds: float = 1.5) -> Peak:
+    """The matmul peak of ``device`` (fp32, bf16), measured once and cached per machine, threads and torch.
+
+    ``refresh`` measures again (do it when the machine's load has changed: the probe sees the same
+    contention as the models do). ``cache``: the JSON file (default ``peak_cache_path()``).
+    ``seconds``: time spent per matmul size, method and precision (12 of them on a CPU with bf16).
+    """
+    device = torch.device(device)
+    threads = threads or torch.get_num_threads()
+    cache = cache or peak_cache_path()
+    key = _peak_key(device, threads)
+    stored: dict[str, Any] = {}
+    if cache.is_file():
+        try:
+            stored = json.loads(cache.read_text())
+        except (OSError, ValueError) as e:
+            _logger.warning("ignoring unreadable peak cache %s: %s", cache, e)
+    if key in stored and not refresh:
+        try:
+            return Peak(**stored[key])
+        except TypeError:  # written by another version of zoo: measure again
+            pass
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _logger.info("measuring the matmul peak of %s (fp32, bf16)", key)
+        fp32 = _probe(device, torch.float32, seconds)
+        has_bf16 = device.type == "cuda" or cpu_has_bf16()
+        bf16 = _probe(device, torch.bfloat16, seconds) if has_bf16 else None
+    finally:
+        torch.set_num_threads(previous)
+    method = (f"best call of square matmuls repeated for {seconds:g} s each, n in 1024, 2048: torch.mm, oneDNN "
+              "linear, oneDNN linear with a pre-packed weight" if device.type == "cpu" else
+              f"best call of square torch.mm repeated for {seconds:g} s each, n in 4096, 8192 (fp32: TF32 as "
+              f"configured, allow_tf32={torch.backends.cuda.matmul.allow_tf32})")
+    peak = Peak(key, round(fp32, 1), round(bf16, 1) if bf16 else None, method,
+                list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                time.strftime("%Y-%m-%dT%H:%M:%S"))
+    stored[key] = asdict(peak)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(stored, indent=2) + "\n")
+    os.replace(tmp, cache)
+    return peak
+
+
+# ----------------------------------------------------------------------------------------------------
+# Rows and the run
+
+
+@dataclass
+class BenchRow:
+    """One model x device x backend x batch size x thread count. ``status`` is "ok" or why there are no numbers."""
+
+    model: str
+    device: str
+    backend: str  # as asked, e.g. "auto"
+    setting: str  # the modifiers it ran with, e.g. "bf16-cast+fold-bn+channels-last"
+    batch_size: int
+    threads: int | None
+    status: str = "ok"
+    precision: str = "fp32"
+    gflops_per_image: float = 0.0
+    repeats: int = 0
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    best_ms: float | None = None
+    images_per_s: float | None = None
+    gflop_per_s: float | None = None
+    peak_gflop_per_s: float | None = None
+    peak_share: float | None = None  # gflop_per_s / peak of this precision (median latency)
+    peak_share_best: float | None = None  # the same from the best call (the probe's peak is a best call too)
+    peak_memory_mb: float | None = None
+    speedup_vs_eager: float | None = None  # eager fp32 median / this median, same model, device, batch, threads
+    cuda_speedup: float | None = None  # on CUDA rows: images/s over the CPU row of the same backend and batch
+    max_abs_diff: float | None = None  # logits vs eager fp32, same input
+    argmax_agreement: float | None = None
+    prepare_s: float | None = None
+    first_call_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), ok=self.ok)
+
+
+@dataclass
+class BenchReport:
+    rows: list[BenchRow]
+    machine: dict[str, Any]
+    peaks: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    loadavg_end: list[float] | None
+    wall_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"machine": self.machine, "loadavg_end": self.loadavg_end, "wall_s": self.wall_s,
+                "settings": self.settings, "peaks": self.peaks, "rows": [r.to_dict() for r in self.rows]}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _build_model(name: str, seed: int) -> tuple[nn.Module, tuple[int, ...], float]:
+    """The model (eval, CPU), its input size and its GFLOPs per image."""
+    from .builder import count_flops, create, model_info
+
+    torch.manual_seed(seed)
+    if name.startswith("timm/"):
+        model = create(name, num_classes=10).eval()
+        input_size = (3, 32, 32)
+        return model, input_size, count_flops(model, input_size) / 1e9
+    info = model_info(name)
+    return create(name).eval(), tuple(info.input_size), info.gflops
+
+
+def _rss_kib(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise OSError(field_name)
+
+
+def _malloc_trim() -> None:
+    try:
+        import ctypes
+        import ctypes.util
+
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def _peak_memory_mb(run: Runner, x: torch.Tensor, device: torch.device) -> float | None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run(x)
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        _malloc_trim()  # return freed heap pages, so that reused free memory does not hide the forward's needs
+        before = _rss_kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident set (VmHWM) to now
+        run(x)
+        return max(0, _rss_kib("VmHWM") - before) / 1024
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if n and n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n and n != previous:
+            torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _compile_cache_room() -> Iterator[None]:
+    """Copies of one model class share Dynamo's per-function compile cache (8 entries by default): one
+    entry per setting, thread count and batch size would overflow it and fall back to eager silently."""
+    import torch._dynamo.config as dynamo_config
+
+    with dynamo_config.patch(recompile_limit=max(dynamo_config.recompile_limit, 64)):
+        yield
+
+
+class _Timer:
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, run: Runner, x: torch.Tensor) -> float:
+        """Seconds for one call."""
+        if self.device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run(x)
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3
+        t0 = time.perf_counter()
+        run(x)
+        return time.perf_counter() - t0
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+_Key = tuple[tuple[str, ...], "int | None"]  # (modifiers, threads)
+
+
+@dataclass
+class _Setting:
+    """A prepared setting and what it measured at the current batch size."""
+
+    mods: tuple[str, ...]
+    threads: int | None
+    prepared: Prepared | None = None
+    run: Runner | None = None
+    status: str = "ok"
+    prepare_s: float | None = None
+    # per batch size
+    batch_status: str = "ok"
+    output: torch.Tensor | None = None
+    first_call_s: float | None = None
+    times: list[float] = field(default_factory=list)
+    memory_mb: float | None = None
+
+
+def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.device, input_size: tuple[int, ...],
+             threads: int | None, tmp: Path) -> _Setting:
+    setting = _Setting(mods, threads)
+    missing = missing_dependency(mods)
+    if missing:
+        setting.status = f"not installed: {missing}"
+        return setting
+    if device.type == "cuda" and set(mods) & set(EXPORTED):
+        setting.status = "CPU only (zoo.export.load_runner runs exported models on the CPU)"
+        return setting
+    t0 = time.perf_counter()
+    try:
+        with _threads(threads):
+            setting.prepared = prepare(model, mods, input_size=input_size, device=device, threads=threads,
+                                       workdir=tmp, name=name)
+        setting.run = setting.prepared.run
+    except Exception as e:  # a backend that fails is a row that says why, never a crash
+        setting.status = f"failed: {type(e).__name__}: {_first_line(e)}"
+        _logger.warning("%s %s on %s: %s", name, "+".join(mods), device, setting.status)
+    setting.prepare_s = time.perf_counter() - t0
+    return setting
+
+
+def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends: Sequence[str] = ("eager",),
+          batch_sizes: Sequence[int] = (1, 32, 256), threads: Sequence[int] | None = None, warmup: int = 2,
+          min_time_s: float = 1.0, min_repeats: int = 5, max_repeats: int = 200, seed: int = 0,
+          peak: bool = True, refresh_peak: bool = False, peak_cache: Path | None = None) -> BenchReport:
+    """Benchmark every model x device x backend x batch size x thread count; see the module docstring.
+
+    Args:
+        models: registered names or ``timm/<name>``.
+        devices: ``cpu``, ``cuda``, ``cuda:N``. Without CUDA, the CUDA rows say "no CUDA device".
+        backends: specs for ``parse_backend``, or ``auto`` (``resolve_auto`` per device and work per call).
+            Eager fp32 is always measured, as the baseline of ``speedup_vs_eager`` and of the output
+            comparison; its rows are reported when asked for. Specs that resolve to the same setting
+            (``auto`` and what it stands for) share one measurement.
+        threads: CPU thread counts to compare (torch intra-op threads, and onnxruntime's); default:
+            torch's current setting.
+        min_time_s: timed rounds continue until the slowest setting has run about this long
+            (at least ``min_repeats``, at most ``max_repeats`` calls per setting).
+        peak: measure (or read from the cache) the matmul peak and report the share of it.
+    """
+    t_start = time.perf_counter()
+    if not models:
+        raise InvalidArgumentError("no model to benchmark")
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise InvalidArgumentError(f"batch sizes must be positive, got {list(batch_sizes)}")
+    thread_list = [int(t) for t in threads] if threads else [torch.get_num_threads()]
+    if any(t < 1 for t in thread_list):
+        raise InvalidArgumentError(f"thread counts must be positive, got {thread_list}")
+    asked = list(dict.fromkeys(backends))
+    for spec in asked:
+        if spec != "auto":
+            parse_backend(spec)
+    for dev_name in devices:
+        if torch.device(dev_name).type not in ("cpu", "cuda"):
+            raise InvalidArgumentError(f"unsupported device {dev_name!r}; use cpu or cuda")
+    info = machine()
+    rows: list[BenchRow] = []
+    peaks: dict[str, dict[str, Any]] = {}
+    for dev_name in devices:
+        device = torch.device(dev_name)
+        dev_threads: list[int | None] = list(thread_list) if device.type == "cpu" else [None]
+        if device.type == "cuda" and not torch.cuda.is_available():
+            rows += [BenchRow(name, str(device), spec, "+".join(_mods(spec, device, b)), b, None,
+                              status="no CUDA device", precision=_precision(_mods(spec, device, b)))
+                     for name in models for spec in asked for b in batch_sizes]
+            continue
+        dev_peaks: dict[int | None, Peak | None] = {}
+        for t in dev_threads:
+            dev_peaks[t] = measure_peak(device, threads=t, refresh=refresh_peak, cache=peak_cache) if peak else None
+            if dev_peaks[t] is not None:
+                peaks[f"{device}, {t} threads" if t else str(device)] = asdict(dev_peaks[t])
+        for name in models:
+            with _compile_cache_room():
+                rows += _bench_model(name, device, asked, batch_sizes, dev_threads, dev_peaks, warmup, min_time_s,
+                                     min_repeats, max_repeats, seed)
+    _cuda_speedups(rows, thread_list[0])
+    above = [r for r in rows if r.peak_share and r.peak_share > 1.2]
+    if above:
+        _logger.warning("%d rows ran above 120%% of the cached matmul peak (up to %.0f%%): the peak was probably "
+                        "measured under more load than now; measure it again with refresh_peak=True "
+                        "(zoo bench --refresh-peak)", len(above), 100 * max(r.peak_share for r in above))
+    settings = {"devices": list(devices), "backends": asked, "batch_sizes": list(batch_sizes), "threads": thread_list,
+                "warmup": warmup, "min_time_s": min_time_s, "min_repeats": min_repeats, "max_repeats": max_repeats,
+                "seed": seed, "auto": auto_rule()}
+    return BenchReport(rows, info, peaks, settings, list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                       round(time.perf_counter() - t_start, 1))
+
+
+def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None = None) -> tuple[str, ...]:
+    return parse_backend(resolve_auto(device, batch_size, gflops) if spec == "auto" else spec)
+
+
+def _precision(mods: Sequence[str]) -> str:
+    return "bf16" if {"bf16", "bf16-cast"} & set(mods) else "fp32"
+
+
+def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes: Sequence[int],
+                 dev_threads: list[int | None], dev_peaks: dict[int | None, Peak | None], warmup: int,
+                 min_time_s: float, min_repeats: int, max_repeats: int, seed: int) -> list[BenchRow]:
+    model, input_size, gflops = _build_model(name, seed)
+    specs = ["eager", *[s for s in asked if s != "eager"]]
+    settings: dict[_Key, _Setting] = {}
+    rows: list[BenchRow] = []
+    timer = _Timer(device)
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+        for b in batch_sizes:
+            wanted: dict[tuple[str, int | None], _Key] = {}
+            for t in dev_threads:
+                for spec in specs:
+                    key = (_mods(spec, device, b, gflops), t)
+                    wanted[(spec, t)] = key
+                    if key not in settings:
+                        settings[key] = _prepare(model, name, key[0], device, input_size, t, Path(tmp))
+                        _logger.info("%s on %s, %s threads: prepared %s (%s)", name, device, t, "+".join(key[0]),
+                                     settings[key].status)
+            live = [settings[k] for k in dict.fromkeys(wanted.values()) if settings[k].status == "ok"]
+            x = torch.randn(b, *input_size, generator=torch.Generator().manual_seed(seed)).to(device)
+            for s in live:
+                _warm_up(s, x, timer, warmup)
+            live = [s for s in live if s.batch_status == "ok"]
+            _time_interleaved(live, x, timer, min_time_s, min_repeats, max_repeats)
+            for s in live:
+                with _threads(s.threads), torch.inference_mode():
+                    s.memory_mb = _peak_memory_mb(s.run, x, device)
+            group: dict[tuple[str, int | None], BenchRow] = {}
+            for (spec, t), key in wanted.items():
+                group[(spec, t)] = _row(name, device, spec, b, gflops, settings[key], settings[wanted[("eager", t)]],
+                                        dev_peaks.get(t))
+            rows += [r for (spec, _), r in group.items() if spec in asked]
+            _logger.info("%s on %s, batch %d: %s", name, device, b,
+                         ", ".join(f"{r.backend}@{r.threads}: {r.images_per_s or 0:.0f} img/s" for r in group.values()))
+    return rows
+
+
+def _warm_up(s: _Setting, x: torch.Tensor, timer: _Timer, warmup: int) -> None:
+    s.batch_status, s.output, s.first_call_s, s.times, s.memory_mb = "ok", None, None, [], None
+    try:
+        with _threads(s.threads), torch.inference_mode():
+            t0 = time.perf_counter()
+            s.output = s.run(x)  # torch.compile compiles here, once per batch size
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            s.first_call_s = time.perf_counter() - t0
+            for _ in range(max(0, warmup - 1)):
+                timer(s.run, x)
+    except Exception as e:
+        s.batch_status = f"failed: {type(e).__name__}: {_first_line(e)}"
+        _logger.warning("%s at batch %d: %s", "+".join(s.mods), x.shape[0], s.batch_status)
+
+
+def _time_interleaved(live: list[_Setting], x: torch.Tensor, timer: _Timer, min_time_s: float, min_repeats: int,
+                      max_repeats: int) -> None:
+    """Round-robin timed calls: one call of each setting per round."""
+    rounds = 0
+    while live and rounds < max_repeats:
+        for s in live:
+            with _threads(s.threads), torch.inference_mode():
+                s.times.append(timer(s.run, x))
+        rounds += 1
+        if rounds >= min_repeats and max(sum(s.times) for s in live) >= min_time_s:
+            break
+
+
+def _row(name: str, device: torch.device, spec: str, b: int, gflops: float, s: _Setting, eager: _Setting,
+         peak: Peak | None) -> BenchRow:
+    status = s.status if s.status != "ok" else s.batch_status
+    row = BenchRow(name, str(device), spec, "+".join(s.mods), b, s.threads, status=status,
+                   gflops_per_image=round(gflops, 6), prepare_s=_round(s.prepare_s, 2),
+                   notes=list(s.prepared.notes) if s.prepared else [])
+    if status != "ok" or not s.times:
+        return row
+    row.precision = s.prepared.precision
+    row.first_call_s = _round(s.first_call_s, 3)
+    row.repeats = len(s.times)
+    median, best = _percentile(s.times, 0.5), min(s.times)
+    row.median_ms, row.p90_ms, row.best_ms = _ms(median), _ms(_percentile(s.times, 0.9)), _ms(best)
+    row.images_per_s = round(b / median, 2)
+    row.gflop_per_s = round(gflops * b / median, 2)
+    row.peak_memory_mb = _round(s.memory_mb, 1)
+    if peak is not None and peak.of(row.precision):
+        row.peak_gflop_per_s = peak.of(row.precision)
+        row.peak_share = round(row.gflop_per_s / row.peak_gflop_per_s, 4)
+        row.peak_share_best = round(gflops * b / best / row.peak_gflop_per_s, 4)
+    if eager.batch_status == "ok" and eager.status == "ok" and eager.times:
+        row.speedup_vs_eager = round(_percentile(eager.times, 0.5) / median, 3)
+        row.max_abs_diff = float((s.output.float() - eager.output.float()).abs().max())
+        row.argmax_agreement = float((s.output.argmax(1) == eager.output.argmax(1)).float().mean())
+    return row
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1e3, 4)
+
+
+def _round(v: float | None, n: int) -> float | None:
+    return None if v is None else round(v, n)
+
+
+def _cuda_speedups(rows: list[BenchRow], cpu_threads: int) -> None:
+    cpu = {(r.model, r.backend, r.batch_size): r for r in rows
+           if r.device == "cpu" and r.ok and r.threads == cpu_threads}
+    for r in rows:
+        if r.device.startswith("cuda") and r.ok:
+            c = cpu.get((r.model, r.backend, r.batch_size))
+            if c is not None and c.images_per_s:
+                r.cuda_speedup = round(r.images_per_s / c.images_per_s, 2)
