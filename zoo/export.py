@@ -36,7 +36,7 @@ _logger = logging.getLogger(__name__)
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
 BACKENDS = {"onnxruntime": "onnx", "pt2": "pt2", "torchscript": "torchscript"}
-ATOL = 1e-4  # max abs logit difference allowed between an artefact and eager (fp32)
+ATOL = 1e-4  # max logit difference allowed between an artefact and eager (fp32), times max(1, max |logit|)
 
 
 class ExportError(ZooError):
@@ -51,6 +51,7 @@ class Parity:
     batch_size: int
     max_abs_diff: float
     argmax_identical: bool
+    logit_scale: float = 1.0  # max |eager logit|: the tolerance is relative to it when it exceeds 1
 
 
 @dataclass
@@ -67,7 +68,8 @@ class ExportResult:
 
     @property
     def ok(self) -> bool:
-        return all(p.max_abs_diff <= self.tolerance and p.argmax_identical for p in self.parity)
+        return all(p.max_abs_diff <= self.tolerance * max(1.0, p.logit_scale) and p.argmax_identical
+                   for p in self.parity)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(asdict(self), ok=self.ok)
@@ -204,7 +206,7 @@ def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor
     expected = model.eval()(inputs)
     got = runner(inputs)
     return Parity(kind, int(inputs.shape[0]), float((expected - got).abs().max()),
-                  bool(torch.equal(expected.argmax(1), got.argmax(1))))
+                  bool(torch.equal(expected.argmax(1), got.argmax(1))), float(expected.abs().max()))
 
 
 def _metadata(name: str, weights: Any, spec: Any) -> dict[str, str]:
