@@ -54,6 +54,45 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             train_time_s=652.2, hardware="AMD EPYC, 2 threads", file_size=8017048, dtype="float32",
         ),
     ),
+    "cnn3_fc1000_bn_dropout": (
+        Weights(
+            arch="cnn3_fc1000_bn_dropout", tag="cifar10", file_name="cnn3_fc1000_bn_dropout.cifar10-6b37564b.safetensors",
+            sha256="6b37564ba87a8f24ada2394cbe96265ed76ce9e3b2fc21f1c5a090d2a0c222b0",
+            dataset="cifar10", num_classes=10, classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+            input_size=(3, 32, 32), mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.2435, 0.2616),
+            metrics=Metrics(top1=87.88, top5=99.48, loss=0.428608, split="test",
+                            num_images=10000),
+            num_params=1191490, gflops=0.046305, recipe="cnn3_fc1000_bn_dropout.cifar10",
+            train_time_s=3474.2, hardware="AMD EPYC, 2 threads",
+            file_size=4770664, dtype="float32",
+        ),
+    ),
+    "lenet_cifar": (
+        Weights(
+            arch="lenet_cifar", tag="cifar10", file_name="lenet_cifar.cifar10-85c43183.safetensors",
+            sha256="85c431839f659e79a66c1a0f29c81d29df864e2e5cb943707bec23c8d8e30186",
+            dataset="cifar10", num_classes=10, classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+            input_size=(3, 32, 32), mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.2435, 0.2616),
+            metrics=Metrics(top1=87.21, top5=99.36, loss=0.442146, split="test",
+                            num_images=10000),
+            num_params=390410, gflops=0.057607, recipe="lenet_cifar.cifar10",
+            train_time_s=943.4, hardware="AMD EPYC, 2 threads",
+            file_size=1563656, dtype="float32",
+        ),
+    ),
+    "lenet_cifar_bn": (
+        Weights(
+            arch="lenet_cifar_bn", tag="cifar10", file_name="lenet_cifar_bn.cifar10-973665d9.safetensors",
+            sha256="973665d91bb3dd87efafff0960873b829a4d71cffc4a9074700bdfc0b0500a07",
+            dataset="cifar10", num_classes=10, classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+            input_size=(3, 32, 32), mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.2435, 0.2616),
+            metrics=Metrics(top1=87.02, top5=99.42, loss=0.454657, split="test",
+                            num_images=10000),
+            num_params=390986, gflops=0.057607, recipe="lenet_cifar_bn.cifar10",
+            train_time_s=919.9, hardware="AMD EPYC, 2 threads",
+            file_size=1569968, dtype="float32",
+        ),
+    ),
 }
 
 # name -> (feature specs, classifier specs)
@@ -178,7 +217,8 @@ def cnn_basic(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
 @register_model(family="cnn", source=f"{_R003}, section 1", dataset="cifar10", expected_params=390_410,
                 reported_params=390_400, reported_accuracy=71.49,
                 params_note="The report's sum (its equation 5, 64*10 = 640) leaves out the 10 biases of the "
-                            "last layer: 650, not 640.")
+                            "last layer: 650, not 640.",
+                weights=_WEIGHTS["lenet_cifar"])
 def lenet_cifar(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """LeNet-style CIFAR net: three conv5x5 pad 2 (32, 64, 128), each ReLU + MaxPool 2x2, FC 2048-64-10."""
     return _create_convnet("lenet_cifar", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
@@ -188,7 +228,8 @@ def lenet_cifar(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNe
                 expected_params=390_986, reported_accuracy=75.28,
                 params_note="Kernel sizes are not given; 'the same structure as LeNet' is taken literally "
                             "(conv5x5 pad 2), so the count is lenet_cifar's 390,410 plus 576 BatchNorm "
-                            "parameters (2 x (32+64+128+64)).")
+                            "parameters (2 x (32+64+128+64)).",
+                weights=_WEIGHTS["lenet_cifar_bn"])
 def lenet_cifar_bn(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """Report 003's Model 2: LeNet-style net with Dropout2d(0.1) after the first conv, BatchNorm before each ReLU."""
     return _create_convnet("lenet_cifar_bn", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
@@ -226,7 +267,8 @@ def cnn3_fc1000_bn(*, num_classes: int = 10, in_chans: int | None = None) -> Con
 
 
 @register_model(family="cnn", source=f"{_R004} (questions 32-34, the last step of the ladder)", dataset="cifar10",
-                expected_params=1_191_490, params_note="BatchNorm adds 2 x (32+64+64) = 320 parameters.")
+                expected_params=1_191_490, params_note="BatchNorm adds 2 x (32+64+64) = 320 parameters.",
+                weights=_WEIGHTS["cnn3_fc1000_bn_dropout"])
 def cnn3_fc1000_bn_dropout(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """``cnn3_fc1000`` with BatchNorm2d after each conv and Dropout(0.5) after the 1000-unit layer."""
     return _create_convnet("cnn3_fc1000_bn_dropout", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
