@@ -55,7 +55,7 @@ def test_filters_figure_of_the_released_mlp(tmp_path: Path) -> None:
 
 
 def test_rgb_filters_figure_and_random_weights_say_so(tmp_path: Path) -> None:
-    r = filters_figure("lenet_cifar", out=tmp_path / "f.png")
+    r = filters_figure("cnn3_fc1000", out=tmp_path / "f.png")
     assert r.weights is None and "random weights" in r.notes[0]
     assert r.layer == "features.0" and r.shape == [32, 3, 5, 5]
     w, h = _png_size(r.paths[0])
@@ -105,7 +105,7 @@ def test_cli_viz_filters_and_activations(tmp_path: Path) -> None:
     data = json.loads(result.output)
     assert data["layer"] == "features.1" and data["paths"] == [str(out)] and out.exists()
     out = tmp_path / "act.png"
-    result = CliRunner().invoke(cli, ["viz", "activations", "-m", "lenet_cifar", "--sample", "0", "--out", str(out)])
+    result = CliRunner().invoke(cli, ["viz", "activations", "-m", "cnn3_fc1000", "--sample", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "random weights" in result.output and out.exists()
 
