@@ -47,24 +47,10 @@ class CIFAR10Local(CIFAR10):
 
 
 def machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    """zoo's machine description (CPU, cores, threads, versions, load), plus torchvision's version."""
+    from zoo.benchmark import machine as zoo_machine
+
+    return {**zoo_machine(), "torchvision": torchvision.__version__}
 
 
 def pipelines(split: Split, root: str, n: int, batch_size: int) -> dict[str, Callable[[], Iterator]]:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 import torch
@@ -88,13 +87,10 @@ def test_example_classifies_pngs_like_eager_without_torch(name: str, dataset: st
         png = tmp_path / f"{i}.png"
         Image.fromarray(img[..., 0] if img.shape[2] == 1 else img).save(png)
         paths.append(str(png))
-    code = ("import runpy, sys; sys.argv = sys.argv[1:]; "
-            "runpy.run_path(sys.argv[0], run_name='__main__')")
     check = ("import runpy, sys; sys.argv = sys.argv[1:]\n"
              "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
              "assert 'torch' not in sys.modules, 'the example imported torch'\n")
-    del code
     proc = subprocess.run([sys.executable, "-c", check, str(ROOT / "examples" / "classify_onnx.py"), model_path,
                            *paths, "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -106,4 +102,3 @@ def test_example_classifies_pngs_like_eager_without_torch(name: str, dataset: st
     with torch.no_grad():
         expected = model(x).argmax(1).tolist()
     assert got == expected
-    assert np.unique(got).size >= 1

@@ -230,11 +230,19 @@ def plot_bands(panels: Sequence[dict[str, Any]], path: str | os.PathLike[str], *
             ax.plot(x, hi, color=colour, linewidth=0.7)
         if panel.get("logy"):
             ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(panel["ylabel"])
-        ax.set_title(panel["title"], fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend()
+        _label_panel(ax, panel, xlabel)
+    return _finish_panels(fig, path, title)
+
+
+def _label_panel(ax: Any, panel: dict[str, Any], xlabel: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(panel["ylabel"])
+    ax.set_title(panel["title"], fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def _finish_panels(fig: Any, path: str | os.PathLike[str], title: str) -> Path:
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -252,15 +260,8 @@ def plot_lines(panels: Sequence[dict[str, Any]], path: str | os.PathLike[str], *
     for ax, panel in zip(axes[0], panels):
         for label, (x, y) in panel["lines"].items():
             ax.plot(x, y, linewidth=1, label=label)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(panel["ylabel"])
-        ax.set_title(panel["title"], fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return save_figure(fig, path)
+        _label_panel(ax, panel, xlabel)
+    return _finish_panels(fig, path, title)
 
 
 __all__ += ["plot_throughput"]
