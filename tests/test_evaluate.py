@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import require_dataset
 
 import zoo
+import zoo.backends
 from zoo.cli import cli
 from zoo.data import load_sample
 from zoo.evaluate import evaluate, evaluate_model
@@ -122,3 +123,22 @@ def test_full_test_sets_are_evaluated() -> None:
     assert [c["images"] for c in r.per_class] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     r = evaluate_model("lenet_cifar", "cifar10", batch_size=1000)
     assert r.num_images == 10_000 and not r.is_sample and r.data_verification.startswith("content fingerprint")
+
+
+def test_backend_choice_default_auto_and_errors(tmp_path: Path) -> None:
+    none = str(tmp_path / "none")
+    auto = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64)
+    assert auto.backend == "auto" and auto.setting == zoo.backends.resolve_auto("cpu", 256)
+    assert ("bf16" in auto.setting) == any("--backend eager gives the exact fp32 result" in n for n in auto.notes)
+    eager = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64, backend="eager")
+    folded = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64, backend="fold-bn")
+    assert eager.setting == "eager" and folded.setting == "fold-bn"
+    assert folded.loss == pytest.approx(eager.loss, rel=1e-4)  # folding BatchNorm is exact up to fp32 rounding
+    with pytest.raises(zoo.InvalidArgumentError, match="unknown backend 'fast'"):
+        evaluate_model("resnet20", "cifar10", data_dir=none, backend="fast")
+    with pytest.raises(zoo.InvalidArgumentError, match="--artefact needs --backend"):
+        evaluate_model("resnet20", "cifar10", data_dir=none, backend="eager", artefact="x.onnx")
+    result = CliRunner().invoke(cli, ["eval", "-m", "resnet20", "cifar10", "--limit", "64", "--data-dir", none,
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"auto ({auto.setting})" in result.output

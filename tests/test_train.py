@@ -97,7 +97,7 @@ def test_stored_file_metrics_match_zoo_eval(tmp_path: Path) -> None:
     result = train(_tiny(epochs=1), out_dir=tmp_path, progress=False)
     from zoo.evaluate import evaluate_model
 
-    r = evaluate_model("mlp_60_40_20_bn", "mnist", weights=result.checkpoint)
+    r = evaluate_model("mlp_60_40_20_bn", "mnist", weights=result.checkpoint, backend="eager")
     assert not r.is_sample and r.num_images == 10_000
     assert r.correct == result.metrics["correct"]
 

@@ -64,7 +64,8 @@ def build(weights: Weights, runs: list[Path], data_dir: str | None) -> dict[str,
 
     name = weights.name
     record_path = FIGS / f"{name}.json"
-    r = evaluate_model(weights.arch, weights.dataset, weights=name, batch_size=500, data_dir=data_dir)
+    r = evaluate_model(weights.arch, weights.dataset, weights=name, batch_size=500, data_dir=data_dir,
+                       backend="eager")
     where = "embedded 1,000-image sample of the test split" if r.is_sample else f"full {r.split} split"
     plot_confusion(r.confusion, r.classes, FIGS / f"{name}-confusion.png",
                    title=f"{name} on the {where} ({r.num_images:,} images), top-1 {r.top1:.2f}%")

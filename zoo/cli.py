@@ -193,8 +193,10 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG.")
 @click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
-@click.option("--backend", type=click.Choice(["eager", "onnxruntime", "pt2", "torchscript"]), default="eager",
-              show_default=True, help="Evaluate an exported artefact; parity with eager is reported.")
+@click.option("--backend", default="auto", show_default=True,
+              help="auto: the fastest setting measured for the device (bf16 on a CPU with native bf16); eager: "
+                   "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript: an exported artefact, "
+                   "with parity against eager; or zoo.backends modifiers such as fold-bn+channels-last.")
 @click.option("--artefact", type=click.Path(exists=True, dir_okay=False),
               help="The exported file for --backend (default: export the same weights now).")
 @json_option
@@ -225,7 +227,7 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
     click.echo(f"top-5  {r.top5:6.2f}%")
     click.echo(f"loss   {r.loss:.4f}")
     click.echo(f"speed  {r.images_per_s:,.0f} images/s, {r.wall_s:.2f} s, batch {r.batch_size}, {r.device}, "
-               f"{r.backend}")
+               f"{r.backend}" + (f" ({r.setting})" if r.setting != r.backend else ""))
     if per_class:
         rows = [[c["class"], f"{c['images']:,}", f"{c['accuracy']:.2f}%"] for c in r.per_class]
         click.echo(_table(rows, ["class", "images", "top-1"], right={1, 2}))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .builder import create
 from .data import Split, batches, get_dataset_spec, load_for_eval
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ZooError
 from .registry import get_entry
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "resolve_device"]
@@ -52,8 +52,10 @@ class EvalResult:
     images_per_s: float
     wall_s: float
     notes: list[str] = field(default_factory=list)
-    backend: str = "eager"
+    backend: str = "eager"  # as asked: auto, eager, an exported backend, or zoo.backends modifiers
+    setting: str = "eager"  # what ran: ``auto`` resolved (e.g. fold-bn+channels-last+bf16-cast)
     parity: dict[str, Any] | None = None  # backend vs eager: top-1 of both and the disagreeing images
+    recorded_top1: float | None = None  # the released checkpoint's recorded top-1 (fp32 eager), when comparable
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +167,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                    data_dir: str | None = None, download: bool = False, verify: bool = True,
                    batch_size: int = 256, device: str = "cpu", limit: int | None = None,
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
-                   allow_sample: bool = True, progress: bool = False, seed: int = 0, backend: str = "eager",
+                   allow_sample: bool = True, progress: bool = False, seed: int = 0, backend: str = "auto",
                    artefact: str | None = None) -> EvalResult:
     """Build ``name``, load ``weights`` (default: its released default checkpoint), evaluate on ``dataset``.
 
@@ -173,10 +175,18 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     ``seed`` and the result says so. When the dataset is absent and ``allow_sample``, the embedded
     1,000-image sample is used and the result says so.
 
-    ``backend`` (``onnxruntime``, ``pt2``, ``torchscript``) evaluates an exported artefact instead of
-    the eager model (``artefact``, or a fresh export of the same weights); the eager model is evaluated
-    too and ``parity`` counts the images whose top-1 class differs.
+    ``backend``: ``auto`` (the default) runs the setting measured fastest for a pass over a dataset on
+    ``device`` (``zoo.backends``; on a CPU with native bf16: BatchNorm folded, channels_last, bf16),
+    whose top-1 can differ from fp32 by a few images; ``eager`` runs the model as built in fp32, which
+    is how every recorded accuracy was measured and reproduces it exactly. Other ``zoo.backends``
+    specs (``bf16``, ``fold-bn+channels-last``...) run as given. ``onnxruntime``, ``pt2`` or
+    ``torchscript`` alone evaluates an exported artefact (``artefact``, or a fresh export of the same
+    weights); the eager model is evaluated too and ``parity`` counts the images whose top-1 differs.
     """
+    from .backends import EXPORTED, parse_backend
+
+    if backend != "auto":
+        parse_backend(backend)  # an unknown name fails here, before any work
     entry = get_entry(name) if not name.startswith("timm/") else None
     spec = get_dataset_spec(dataset)
     dev = resolve_device(device)
@@ -217,21 +227,57 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         data = _subset(data, limit)
         notes.append(f"limited to the first {len(data):,} images")
     parity = None
-    if backend == "eager":
-        metrics = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
-                           name=name)
-    else:
+    if artefact is not None and backend not in EXPORTED:
+        raise InvalidArgumentError(f"--artefact needs --backend {', '.join(EXPORTED)}, not {backend!r}")
+    if backend in EXPORTED:
+        setting = backend
         metrics, parity = _evaluate_backend(model, name, backend, artefact, weights, data, batch_size, dev, mean,
                                             std, progress)
         notes.append(f"{backend}: {parity['summary']}")
+    else:
+        runner, setting = _prepare(model, backend, spec.input_size, dev, batch_size, name)
+        metrics = evaluate(runner, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
+                           name=name)
+        if "bf16" in setting:
+            notes.append(f"{backend} ran {setting}: bf16 arithmetic, whose top-1 can differ from fp32 by a few "
+                         "images; --backend eager gives the exact fp32 result")
+    recorded = None
+    if (loaded is not None and loaded.dataset == spec.name and split == loaded.metrics.split and not data.is_sample
+            and limit is None and tuple(mean) == tuple(loaded.mean) and tuple(std) == tuple(loaded.std)):
+        recorded = loaded.metrics.top1
+        delta = metrics["top1"] - recorded
+        notes.append(f"recorded top-1 of {loaded.name} (fp32 eager): {recorded:.2f}%; "
+                     + ("this run reproduces it exactly" if delta == 0 else f"this run differs by {delta:+.2f}"))
     sha = getattr(loaded, "sha256", None)
     return EvalResult(
         model=name, dataset=spec.name, split=split, is_sample=data.is_sample,
         data_verification=data.verification, weights=loaded.name if loaded is not None else weights,
         weights_sha256=sha, weights_note=weights_note, classes=list(spec.classes), mean=list(mean),
-        std=list(std), batch_size=batch_size, device=str(dev), notes=notes, backend=backend, parity=parity,
-        **metrics,
+        std=list(std), batch_size=batch_size, device=str(dev), notes=notes, backend=backend, setting=setting,
+        parity=parity, recorded_top1=recorded, **metrics,
     )
+
+
+def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: torch.device, batch_size: int,
+             name: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """The callable that evaluates ``model`` with ``backend``, and the setting it resolved to."""
+    from .backends import parse_backend, prepare, resolve_auto
+
+    if backend == "eager":
+        return model.to(dev).eval(), "eager"
+    if backend == "auto":
+        # gflops=None: the rule for large calls. One pass over a dataset does not pay back an ONNX export
+        # (seconds), which is what wins for tiny calls in `zoo bench`.
+        backend = resolve_auto(dev, batch_size, gflops=None)
+        try:
+            p = prepare(model, backend, input_size=tuple(input_size), device=dev, batch_size=batch_size, name=name)
+        except ZooError as e:  # e.g. a model torch.fx cannot trace has its BatchNorm left unfolded
+            backend = "+".join(m for m in parse_backend(backend) if m != "fold-bn") or "eager"
+            _logger.warning("%s: %s; evaluating with %s", name, e, backend)
+        else:
+            return p.run, p.spec
+    p = prepare(model, backend, input_size=tuple(input_size), device=dev, batch_size=batch_size, name=name)
+    return p.run, p.spec
 
 
 def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, weights: str | None,
