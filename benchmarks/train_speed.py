@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.train import hardware_description
+from zoo.machine import hardware_description
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = {"fp32": (False, False), "bf16": (True, False), "channels_last": (False, True),

@@ -49,7 +49,8 @@ from .data import Split, augment_flip_crop, batches, get_dataset_spec, load_spli
 from .errors import InvalidArgumentError
 from .evaluate import resolve_device
 from .registry import get_entry
-from .train import _atomic_write_text, hardware_description
+from .machine import hardware_description
+from .train import _atomic_write_text
 
 __all__ = ["LandscapeConfig", "PRESETS", "landscape_config", "RunTrace", "LandscapeResult", "run_landscape",
            "summarize", "landscape_figures", "redraw_landscape"]

@@ -45,6 +45,7 @@ import torch.nn as nn
 from .backends import (EXPORTED, Prepared, Runner, auto_rule, cpu_has_bf16, missing_dependency, parse_backend,
                        prepare, resolve_auto)
 from .errors import InvalidArgumentError
+from .machine import device_name
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
 
@@ -57,10 +58,8 @@ _logger = logging.getLogger(__name__)
 
 def machine() -> dict[str, Any]:
     """The machine a benchmark ran on, with its load (1/5/15-minute load average) at the time of the call."""
-    from .train import hardware_description
-
     info: dict[str, Any] = {
-        "cpu": hardware_description("cpu").rsplit(",", 1)[0],
+        "cpu": device_name("cpu"),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -104,10 +103,7 @@ def _peak_key(device: torch.device, threads: int) -> str:
     if device.type == "cuda":
         what = torch.cuda.get_device_name(device)
     else:
-        from .train import hardware_description
-
-        what = hardware_description("cpu").rsplit(",", 1)[0]
-        what = f"{what}, {threads} threads"
+        what = f"{device_name('cpu')}, {threads} threads"
     return f"{what} | torch {torch.__version__}"
 
 

@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import platform
 import tempfile
 import time
 from contextlib import nullcontext
@@ -36,10 +35,11 @@ from .builder import count_flops, count_params, create
 from .data import Split, augment_flip_crop, batches, cutout, load_split
 from .errors import InvalidArgumentError, ZooError
 from .evaluate import evaluate, resolve_device
+from .machine import hardware_description
 from .recipes import Recipe
 from .weights import load_into, save_checkpoint, sha256_file
 
-__all__ = ["train", "TrainResult", "lr_at", "hardware_description"]
+__all__ = ["train", "TrainResult", "lr_at"]
 
 _logger = logging.getLogger(__name__)
 
@@ -60,23 +60,6 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def hardware_description(device: torch.device | str = "cpu", world_size: int = 1) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    what = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        what = f"{what}, {torch.get_num_threads()} threads"
-    return f"{what} x {world_size} processes" if world_size > 1 else what
 
 
 def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
