@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from zoo.augment import augment_flip_crop, cutout
 from zoo.data import (
     EMBEDDED_SAMPLE,
     NOT_VERIFIED,
@@ -27,9 +28,7 @@ from zoo.data import (
     VERIFIED_IDX,
     DatasetMissingError,
     Split,
-    augment_flip_crop,
     batches,
-    cutout,
     get_dataset_spec,
     load_for_eval,
     load_sample,

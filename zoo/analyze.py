@@ -45,7 +45,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .builder import create
-from .data import Split, augment_flip_crop, batches, get_dataset_spec, load_split
+from .augment import augment_flip_crop
+from .data import Split, batches, get_dataset_spec, load_split
 from .errors import InvalidArgumentError
 from .evaluate import resolve_device
 from .registry import get_entry
@@ -71,7 +72,7 @@ class LandscapeConfig:
     batch_size: int = 128
     train_images: int = 0  # the first N training images (0 = all)
     probe_every: int = 1  # measure the gradient change every N steps
-    augment: bool = False  # flip + pad-and-crop (zoo.data.augment_flip_crop)
+    augment: bool = False  # flip + pad-and-crop (zoo.augment.augment_flip_crop)
     dataset: str = "cifar10"
     seed: int = 0
 

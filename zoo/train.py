@@ -32,7 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .builder import count_flops, count_params, create
-from .data import Split, augment_flip_crop, batches, cutout, load_split
+from .augment import augment_flip_crop, cutout
+from .data import Split, batches, load_split
 from .errors import InvalidArgumentError, ZooError
 from .evaluate import evaluate, resolve_device
 from .machine import hardware_description
