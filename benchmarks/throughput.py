@@ -5,17 +5,18 @@ each per round) and their ratios hold even when a background load comes and goes
 measured and recorded (load average, and the CPU time other processes used during each part, from
 ``/proc/stat``).
 
-- ``main``: every backend but torch.compile at batch 1 and 64, one thread, CPU and CUDA (CUDA rows say
-  when there is none); zoo's resnet18 next to ``timm/resnet18`` (timm's ResNet-18 with the same 32x32 stem).
+- ``main``: every backend but torch.compile at batch 1 and 64, CPU and CUDA (CUDA rows say when there is
+  none); zoo's resnet18 next to ``timm/resnet18`` (timm's ResNet-18 with the same 32x32 stem).
 - ``compile``: torch.compile, fp32 and on top of the best bf16 setting, with a cold inductor cache.
 - ``sweep``: eager, onnxruntime and bf16 at batch 1, 4, 16, 256: where the best setting changes.
-- ``threads``: eager and auto at 1 and 2 threads.
+- ``threads``: eager and auto at one thread and at ``--threads``.
 - ``parity``: the bf16 setting of ``auto`` and onnxruntime vs eager fp32 on every released checkpoint,
   over its test split.
 - ``int8``: resnet18 with onnxruntime's static int8 quantisation (``zoo export --int8``), for the record.
 
 Results go to ``benchmarks/results/throughput.{json,md,png}``; a part run alone replaces its own
-section of the JSON and keeps the others.
+section of the JSON and keeps the others. Every part runs ``--threads`` torch/onnxruntime threads (default:
+the usable cores); measure on an otherwise idle machine (the load is recorded either way).
 
     python benchmarks/throughput.py                 # all parts, about 15 minutes here
     python benchmarks/throughput.py --part main     # one part (each stays under ~10 minutes)
@@ -80,21 +81,22 @@ class LoadMeter:
         }
 
 
-def run_part(part: str, min_time_s: float, data_dir: str | None) -> dict[str, Any]:
+def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int) -> dict[str, Any]:
     if part == "main":
         kwargs = dict(models=MODELS, devices=["cpu", "cuda"], backends=MAIN_BACKENDS, batch_sizes=[1, 64],
-                      threads=[1])
+                      threads=[threads])
     elif part == "compile":
-        kwargs = dict(models=MODELS, backends=COMPILE_BACKENDS, batch_sizes=[1, 64], threads=[1])
+        kwargs = dict(models=MODELS, backends=COMPILE_BACKENDS, batch_sizes=[1, 64], threads=[threads])
     elif part == "sweep":
         kwargs = dict(models=["resnet18", "resnet20", "vgg19_bn"], backends=["eager", "onnxruntime", BEST_BF16],
-                      batch_sizes=[1, 4, 16, 256], threads=[1])
+                      batch_sizes=[1, 4, 16, 256], threads=[threads])
     elif part == "threads":
-        kwargs = dict(models=["resnet18"], backends=["eager", "auto"], batch_sizes=[1, 64], threads=[1, 2])
+        kwargs = dict(models=["resnet18"], backends=["eager", "auto"], batch_sizes=[1, 64],
+                      threads=sorted({1, max(2, threads)}))
     elif part == "parity":
-        return parity(data_dir)
+        return parity(data_dir, threads)
     elif part == "int8":
-        return int8(data_dir)
+        return int8(data_dir, threads)
     else:
         raise SystemExit(f"unknown part {part!r}")
     previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
@@ -109,13 +111,13 @@ def run_part(part: str, min_time_s: float, data_dir: str | None) -> dict[str, An
     return {**report.to_dict(), "load": load.result}
 
 
-def parity(data_dir: str | None) -> dict[str, Any]:
+def parity(data_dir: str | None, threads: int) -> dict[str, Any]:
     """Every released checkpoint on its test split: top-1 with eager fp32, the bf16 setting and onnxruntime,
     and the images whose top-1 class differs from eager's."""
     from zoo.data import load_for_eval
     from zoo.evaluate import evaluate
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     out: dict[str, Any] = {"checkpoints": []}
     with LoadMeter() as load:
         for weights in zoo.list_weights():
@@ -126,7 +128,7 @@ def parity(data_dir: str | None) -> dict[str, Any]:
                                      "images": len(split), "is_sample": split.is_sample}
             preds = {}
             for spec in ("eager", BEST_BF16, "onnxruntime"):
-                p = backends.prepare(model, spec, input_size=zoo.model_info(name).input_size, threads=1)
+                p = backends.prepare(model, spec, input_size=zoo.model_info(name).input_size, threads=threads)
                 r = evaluate(p.run, split, batch_size=256, mean=weights.mean, std=weights.std,
                              return_predictions=True)
                 preds[spec] = r.pop("predictions")
@@ -137,20 +139,21 @@ def parity(data_dir: str | None) -> dict[str, Any]:
     return out
 
 
-def int8(data_dir: str | None, rounds: int = 7) -> dict[str, Any]:
-    """resnet18 at batch 64, one thread: eager fp32, onnxruntime fp32 and onnxruntime static int8 (the
+def int8(data_dir: str | None, threads: int, rounds: int = 7) -> dict[str, Any]:
+    """resnet18 at batch 64: eager fp32, onnxruntime fp32 and onnxruntime static int8 (the
     quantiser of ``zoo export --int8``, calibrated on 256 training images; random weights), interleaved."""
     from zoo.export import export_model, load_runner, quantize_onnx
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp, LoadMeter() as load:
         fp32 = export_model("resnet18", "onnx", out=f"{tmp}/resnet18.onnx").path
         quantize_onnx(fp32, f"{tmp}/resnet18.int8.onnx", name="resnet18", calibration=256, eval_limit=64,
                       batch_size=64, data_dir=data_dir)
         torch.manual_seed(0)
         model = zoo.create("resnet18").eval()
-        runners = {"eager": model, "onnxruntime fp32": load_runner(fp32, "onnxruntime", threads=1),
-                   "onnxruntime int8": load_runner(f"{tmp}/resnet18.int8.onnx", "onnxruntime", threads=1)}
+        runners = {"eager": model, "onnxruntime fp32": load_runner(fp32, "onnxruntime", threads=threads),
+                   "onnxruntime int8": load_runner(f"{tmp}/resnet18.int8.onnx", "onnxruntime",
+                                                         threads=threads)}
         x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         times: dict[str, list[float]] = {k: [] for k in runners}
         with torch.inference_mode():
@@ -162,7 +165,7 @@ def int8(data_dir: str | None, rounds: int = 7) -> dict[str, Any]:
                     run(x)
                     times[k].append(time.perf_counter() - t0)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-    return {"model": "resnet18", "batch_size": 64, "rounds": rounds, "load": load.result,
+    return {"model": "resnet18", "batch_size": 64, "rounds": rounds, "threads": threads, "load": load.result,
             "rows": [{"setting": k, "median_ms": round(1e3 * m, 2), "images_per_s": round(64 / m, 1),
                       "speedup_vs_eager": round(med["eager"] / m, 2)} for k, m in med.items()]}
 
@@ -210,16 +213,20 @@ def _ok(part: dict[str, Any] | None, **where: Any) -> list[dict[str, Any]]:
             if r["status"] == "ok" and r["device"] == "cpu" and all(r[k] == v for k, v in where.items())]
 
 
-def _targets(parts: dict[str, Any]) -> list[str]:
+def _threads_words(n: int) -> str:
+    return "one thread" if n == 1 else f"{n} threads"
+
+
+def _targets(parts: dict[str, Any], threads: int) -> list[str]:
     """The issue's three targets for resnet18, over the settings of parts main and compile (each vs its own eager)."""
-    rows = [r for name in ("main", "compile") for r in _ok(parts.get(name), model="resnet18", threads=1)]
-    lines = ["## Targets: resnet18, 32x32 input, CPU, one thread", ""]
+    rows = [r for name in ("main", "compile") for r in _ok(parts.get(name), model="resnet18", threads=threads)]
+    lines = [f"## Targets: resnet18, 32x32 input, CPU, {_threads_words(threads)}", ""]
     b64 = [r for r in rows if r["batch_size"] == 64 and r["backend"] != "auto"]
     b1 = [r for r in rows if r["batch_size"] == 1 and r["backend"] != "auto"]
     if not b64 or not b1:
         return lines + ["resnet18 was not measured.", ""]
     best64, best1 = max(b64, key=lambda r: r["speedup_vs_eager"]), max(b1, key=lambda r: r["speedup_vs_eager"])
-    auto = {r["batch_size"]: r for r in _ok(parts.get("main"), model="resnet18", threads=1, backend="auto")}
+    auto = {r["batch_size"]: r for r in _ok(parts.get("main"), model="resnet18", threads=threads, backend="auto")}
 
     def verdict(value: float, target: float, unit: str = "x") -> str:
         shown = f"{value:.0f}{unit}" if unit == "%" else f"{value:.2f}{unit}"
@@ -244,8 +251,8 @@ def _targets(parts: dict[str, Any]) -> list[str]:
         f"{auto[1]['speedup_vs_eager']:.2f}x ({auto[1]['setting']}) |" if 1 in auto else "",
         "",
     ]
-    eager64 = next((r for r in _ok(parts.get("main"), model="resnet18", threads=1, batch_size=64, backend="eager")),
-                   None)
+    eager64 = next((r for r in _ok(parts.get("main"), model="resnet18", threads=threads, batch_size=64,
+                                   backend="eager")), None)
     peaks = next(iter(parts["main"].get("peaks", {}).values()), None)
     if eager64 and peaks and peaks.get("bf16"):
         ratio = peaks["bf16"] / peaks["fp32"]
@@ -263,8 +270,8 @@ def _targets(parts: dict[str, Any]) -> list[str]:
             f"multiply-adds per instruction; there is no AMX). A bf16 setting at 100% of the bf16 peak is "
             f"{ratio:.2f} / {eager64['peak_share']:.2f} = **{ceiling:.2f}x** eager; the best measured is "
             f"{best64['speedup_vs_eager']:.2f}x at {100 * share:.0f}% of the bf16 peak. {int8_text}"
-            "The background load moves the ratio from run to run through eager's share of the peak (the lower "
-            "it is, the higher the ceiling), but interleaving keeps both sides of each ratio under the same load.",
+            "Load moves the ratio from run to run through eager's share of the peak (the lower it is, the higher "
+            "the ceiling), but interleaving keeps both sides of each ratio under the same conditions.",
             "",
         ]
     return [line for line in lines if line is not None]
@@ -347,9 +354,10 @@ def _timm_vs_zoo(main: dict[str, Any]) -> list[str]:
 def _recommendation(parts: dict[str, Any]) -> list[str]:
     par = parts.get("parity")
     lines = ["## zoo-eval's default on the CPU", "",
-             f"Recommended: `{backends.AUTO_CPU_BF16}` when the CPU has native bf16, else `{backends.AUTO_CPU_FP32}` "
-             "(what `auto` picks at zoo-eval's batch size of 256; no export or compilation to wait for), with "
-             "`--backend eager` kept for exact fp32 numbers.", ""]
+             f"`zoo-eval` runs `--backend auto` by default, which for a pass over a dataset is "
+             f"`{backends.AUTO_CPU_BF16}` when the CPU has native bf16, else `{backends.AUTO_CPU_FP32}` (no export "
+             "or compilation to wait for; `zoo.evaluate`), and prints the difference from the checkpoint's "
+             "recorded top-1; `--backend eager` gives the exact fp32 numbers.", ""]
     if par:
         changed = ", ".join(f"{c['weights']}: {c[BEST_BF16]['differing_from_eager']} of {c['images']:,} "
                             f"(top-1 {c[BEST_BF16]['top1']:.2f}% vs {c['eager']['top1']:.2f}%)"
@@ -357,13 +365,30 @@ def _recommendation(parts: dict[str, Any]) -> list[str]:
         lines += [f"Predictions the bf16 setting changes on the released checkpoints (part `parity`): {changed}. "
                   "On random-weight convolutional networks its logits differ from fp32 by up to about 2e-2 "
                   "(column 'max abs diff'), so a checkpoint whose recorded metrics are fp32 can see a few images "
-                  "change class near a decision boundary: released-checkpoint tests that require the recorded "
-                  "top-1 exactly should pin `--backend eager`.", ""]
+                  "change class near a decision boundary: the released-checkpoint tests that require the recorded "
+                  "top-1 exactly pin `--backend eager`.", ""]
     return lines
+
+
+BUSY = 0.25  # other processes' average busy cores above which a part counts as measured under load
+
+
+def _load_paragraph(others: list[float], threads: int) -> str:
+    if not others:
+        return ""
+    span = f"{min(others):.2f} to {max(others):.2f} cores busy on average during the parts (from `/proc/stat`)"
+    if max(others) < BUSY:
+        return (f"**Load.** The machine was otherwise idle: other processes kept {span}. Every part ran "
+                f"{_threads_words(threads)}; ratios within one part, whose settings ran interleaved, are the "
+                "numbers to compare.")
+    return (f"**Load.** Other processes kept {span}, so these numbers were measured under load and absolute "
+            "numbers on an idle machine will be higher; only ratios within one part, whose settings ran "
+            "interleaved, should be compared.")
 
 
 def markdown(result: dict[str, Any]) -> str:
     m, parts = result["machine"], result["parts"]
+    threads = result.get("threads", 1)
     others = [p["load"]["busy_cores_other_processes"] for p in parts.values() if "load" in p]
     lines = [
         "# Inference throughput per backend (CPU; CUDA rows when a GPU is present)",
@@ -373,11 +398,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['cuda'] or 'none'}. Recorded {result['date']} by `python benchmarks/throughput.py` "
         f"(`zoo bench` does each part's work; see the script).",
         "",
-        f"**Load.** A training job ran on this 2-core machine throughout (not ours to stop): other processes kept "
-        f"{min(others):.2f} to {max(others):.2f} cores busy on average during the parts (from `/proc/stat`). "
-        "So every number was measured on about one free core, the tables use one thread (two are much slower "
-        "here: part `threads`), and only ratios within one part, whose settings ran interleaved, should be "
-        "compared. Absolute numbers on an idle machine will be higher." if others else "",
+        _load_paragraph(others, threads),
         "",
         "Method: fp32 NCHW input, fp32 logits out (casts and layout changes are timed); 2 warm-up calls; then "
         "timed calls interleaved round-robin until the slowest setting has run 2 s, at least 5 calls each. "
@@ -390,7 +411,7 @@ def markdown(result: dict[str, Any]) -> str:
         "workspace; onnxruntime keeps its arena from the warm-up and reads ~0).",
         "",
     ]
-    lines += _targets(parts)
+    lines += _targets(parts, threads)
     lines += _auto_section(parts)
     lines += _recommendation(parts)
     main = parts.get("main")
@@ -412,15 +433,16 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["## Batch-size sweep (part `sweep`)", "", _part_line(sweep), ""] + _rows_table(sweep["rows"]) + [""]
     threads = parts.get("threads")
     if threads:
-        lines += ["## One thread vs two (part `threads`)", "", _part_line(threads), "",
-                  "'x eager' is against eager at the same thread count. With the other core busy, a second OpenMP "
-                  "thread waits at every operator's barrier for a core the training job holds; the idle worker's "
-                  "spinning also slows the one-thread settings that run next to it in this part.", ""]
+        busy = threads["load"]["busy_cores_other_processes"] >= BUSY
+        lines += ["## Thread counts (part `threads`)", "", _part_line(threads), "",
+                  "'x eager' is against eager at the same thread count."
+                  + (" Under load, an extra OpenMP thread waits at every operator's barrier for a core another "
+                     "process holds." if busy else ""), ""]
         lines += _rows_table(threads["rows"]) + [""]
     par = parts.get("parity")
     if par:
         lines += ["## bf16 vs fp32 predictions on the released checkpoints (part `parity`)", "",
-                  "Each checkpoint on its test split, batch 256, one thread; 'differ' counts the images whose top-1 "
+                  "Each checkpoint on its test split, batch 256; 'differ' counts the images whose top-1 "
                   "class is not eager fp32's.", "",
                   "| checkpoint | images | eager top-1 (%) | bf16 top-1 (%) | bf16 differ | onnxruntime top-1 (%) "
                   "| onnxruntime differ |", "|---|---:|---:|---:|---:|---:|---:|"]
@@ -440,18 +462,23 @@ def main() -> None:
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds of timed calls per batch (slowest)")
     parser.add_argument("--data-dir", help="dataset root for the parity part (default: $ZOO_DATA, then the cache)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="torch and onnxruntime threads (default: the usable cores)")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md and .png from the .json")
     args = parser.parse_args()
     path = args.out / "throughput.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"parts": {}}
+    if args.markdown_only and not path.exists():
+        raise SystemExit(f"--markdown-only: {path} does not exist; run the benchmark first")
     if not args.markdown_only:
         result["machine"] = machine()
         result["date"] = time.strftime("%Y-%m-%d")
-        peak = measure_peak("cpu", threads=1, refresh=True)
+        result["threads"] = args.threads
+        peak = measure_peak("cpu", threads=args.threads, refresh=True)
         result["peak"] = {"fp32": peak.fp32, "bf16": peak.bf16, "loadavg": peak.loadavg, "method": peak.method}
         for part in args.part or PARTS:
             t0 = time.perf_counter()
-            result["parts"][part] = run_part(part, args.min_time, args.data_dir)
+            result["parts"][part] = run_part(part, args.min_time, args.data_dir, args.threads)
             print(f"part {part}: {time.perf_counter() - t0:.0f} s", flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result, indent=1, default=str) + "\n")
@@ -461,8 +488,10 @@ def main() -> None:
         from zoo.plots import plot_throughput
 
         rows = [r for r in main_part["rows"] if r["device"] == "cpu"]
+        busy = main_part["load"]["busy_cores_other_processes"] >= BUSY
         plot_throughput(rows, args.out / "throughput.png",
-                        title=f"images/s per backend, {result['machine']['cpu']}, one thread, under background load")
+                        title=f"images/s per backend, {result['machine']['cpu']}, "
+                              f"{_threads_words(result.get('threads', 1))}{', under load' if busy else ''}")
     print((args.out / "throughput.md").read_text())
 
 
