@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import zoo
+from zoo.data import get_dataset_spec
 from zoo.evaluate import evaluate_model
 from zoo.weights import read_metadata, sha256_file
 
@@ -58,18 +59,19 @@ def main() -> int:
         return 1
     meta = read_metadata(dest)
     info = zoo.model_info(arch)
-    top5 = "None" if r.dataset == "circles" else f"{r.top5!r}"
-    print(f"""    Weights(
-        arch={arch!r}, tag={tag!r}, file_name={dest.name!r},
-        sha256={sha!r},
-        dataset={r.dataset!r}, num_classes={len(r.classes)}, classes={tuple(r.classes)!r},
-        input_size={tuple(info.input_size)!r}, mean={tuple(r.mean)!r}, std={tuple(r.std)!r},
-        metrics=Metrics(top1={r.top1!r}, top5={top5}, loss={round(r.loss, 6)!r}, split="test",
-                        num_images={r.num_images}),
-        num_params={info.params}, gflops={round(info.gflops, 6)!r}, recipe={result['recipe']['name']!r},
-        train_time_s={round(result['train_time_s'], 1)!r}, hardware={result['hardware']!r},
-        file_size={dest.stat().st_size}, dtype={meta.get('dtype', 'float32')!r},
-    ),""")
+    spec = get_dataset_spec(r.dataset)
+    own = {k: v for k, v in (("num_classes", len(r.classes)), ("classes", tuple(r.classes)),
+                             ("input_size", tuple(info.input_size)), ("mean", tuple(r.mean)),
+                             ("std", tuple(r.std))) if v != getattr(spec, k)}  # only where not the dataset's
+    top5 = "None" if r.top5 is None or r.dataset == "circles" else repr(r.top5)
+    fields = [f"arch={arch!r}, tag={tag!r}, file_name={dest.name!r},", f"sha256={sha!r},",
+              f"dataset={r.dataset!r},"] + [f"{k}={v!r}," for k, v in own.items()] + [
+        f"metrics=Metrics(top1={r.top1!r}, top5={top5}, loss={round(r.loss, 6)!r}, split=\"test\", "
+        f"num_images={r.num_images}),",
+        f"num_params={info.params}, gflops={round(info.gflops, 6)!r}, recipe={result['recipe']['name']!r},",
+        f"train_time_s={round(result['train_time_s'], 1)!r}, hardware={result['hardware']!r},",
+        f"file_size={dest.stat().st_size}, dtype={meta.get('dtype', 'float32')!r},"]
+    print("    Weights(\n" + "".join(f"        {f}\n" for f in fields).replace("'", '"') + "    ),")
     print(f"released {dest.relative_to(ROOT)}: top-1 {r.top1:.2f}% ({r.correct}/{r.num_images}) from the stored file",
           file=sys.stderr)
     return 0

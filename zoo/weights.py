@@ -103,18 +103,17 @@ class Metrics:
 
 @dataclass(frozen=True, kw_only=True)
 class Weights:
-    """One released checkpoint of ``arch``, named ``arch.tag``; how it was made and what it scores."""
+    """One released checkpoint of ``arch``, named ``arch.tag``; how it was made and what it scores.
+
+    ``num_classes``, ``classes``, ``input_size``, ``mean`` and ``std`` default to the dataset's
+    (``zoo.data.DATASETS``); an entry gives them only where its checkpoint differs.
+    """
 
     arch: str
     tag: str
     file_name: str
     sha256: str
     dataset: str
-    num_classes: int
-    classes: tuple[str, ...]
-    input_size: tuple[int, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
     metrics: Metrics
     num_params: int
     gflops: float
@@ -125,10 +124,18 @@ class Weights:
     dtype: str = "float32"
     licence: str = "MIT"
     url: str | None = None
+    num_classes: int = 0  # 0: the dataset's
+    classes: tuple[str, ...] = ()  # (): the dataset's, and so on below
+    input_size: tuple[int, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        spec = get_dataset_spec(self.dataset)
+        if not self.num_classes:
+            object.__setattr__(self, "num_classes", spec.num_classes)
         for name in ("classes", "input_size", "mean", "std"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            object.__setattr__(self, name, tuple(getattr(self, name)) or tuple(getattr(spec, name)))
         if "." in self.arch or not self.tag:
             raise InvalidArgumentError(f"weights need an arch without dots and a tag, got {self.arch!r}.{self.tag!r}")
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):

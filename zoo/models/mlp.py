@@ -36,8 +36,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
         Weights(
             arch="mlp_60_40_20_bn", tag="mnist", file_name="mlp_60_40_20_bn.mnist-48f038c5.safetensors",
             sha256="48f038c580a6e8b9a3101a558686f9ac90b767f5bb177c7364a1582e94872784",
-            dataset="mnist", num_classes=10, classes=("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
-            input_size=(1, 28, 28), mean=(0.1307,), std=(0.3081,),
+            dataset="mnist",
             metrics=Metrics(top1=98.06, top5=99.88, loss=0.07448, split="test", num_images=10000),
             num_params=50810, gflops=0.000101, recipe="mlp_60_40_20_bn.mnist",
             train_time_s=34.3, hardware="AMD EPYC, 2 threads", file_size=207224, dtype="float32",
@@ -47,8 +46,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
         Weights(
             arch="mlp_2523", tag="mnist", file_name="mlp_2523.mnist-31f4349c.safetensors",
             sha256="31f4349c1696afafd1e3447fb50c8f5c41934d6dcb20b8b632b6532e67980842",
-            dataset="mnist", num_classes=10, classes=("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
-            input_size=(1, 28, 28), mean=(0.1307,), std=(0.3081,),
+            dataset="mnist",
             metrics=Metrics(top1=98.61, top5=100.0, loss=0.057962, split="test", num_images=10000),
             num_params=2005795, gflops=0.004007, recipe="mlp_2523.mnist",
             train_time_s=283.0, hardware="AMD EPYC, 2 threads", file_size=8024572, dtype="float32",
