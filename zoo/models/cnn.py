@@ -101,6 +101,17 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             file_size=1029328, dtype="float32",
         ),
     ),
+    "convnet5_bn": (
+        Weights(
+            arch="convnet5_bn", tag="cifar10", file_name="convnet5_bn.cifar10-b98e5992.safetensors",
+            sha256="b98e5992c0f082c9008cea757faf7b9e4ad4aac839b5e49998a73997cbe6a43f",
+            dataset="cifar10",
+            metrics=Metrics(top1=83.9, top5=99.16, loss=0.538459, split="test", num_images=10000),
+            num_params=18481098, gflops=0.271517, recipe="convnet5_bn.cifar10",
+            train_time_s=587.2, hardware="AMD EPYC, 2 threads",
+            file_size=36969532, dtype="float16",
+        ),
+    ),
 }
 
 # name -> (feature specs, classifier specs)
@@ -248,7 +259,8 @@ def lenet_cifar_bn(*, num_classes: int = 10, in_chans: int | None = None) -> Con
                 expected_params=18_481_098, reported_accuracy=77.92,
                 params_note="Kernel sizes are not given; 3x3 with padding 1 is used (the "
                             "(conv-relu)(conv-relu-conv-relu-pool)x2 pattern the report names), so three "
-                            "2x2 pools leave 4x4x512 = 8192 features for the 2048-unit layer.")
+                            "2x2 pools leave 4x4x512 = 8192 features for the 2048-unit layer.",
+                weights=_WEIGHTS["convnet5_bn"])
 def convnet5_bn(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """Report 003's Model 1: five conv3x3 (32-64-128-256-512) with BatchNorm before each pool, FC 8192-2048-64-10."""
     return _create_convnet("convnet5_bn", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
