@@ -21,8 +21,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register_model
+from ..weights import Metrics, Weights
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck"]
+
+# Released checkpoints (tools/release_weights.py prints each entry from the stored file).
+_WEIGHTS: dict[str, tuple[Weights, ...]] = {
+}
 
 
 class ZeroPadShortcut(nn.Module):

@@ -17,8 +17,24 @@ import torch
 import torch.nn as nn
 
 from ..registry import register_model
+from ..weights import Metrics, Weights
 
 __all__ = ["VGG"]
+
+# Released checkpoints (tools/release_weights.py prints each entry from the stored file).
+_WEIGHTS: dict[str, tuple[Weights, ...]] = {
+    "vgga_light": (
+        Weights(
+            arch="vgga_light", tag="cifar10", file_name="vgga_light.cifar10-2024277a.safetensors",
+            sha256="2024277a1e6e832f141c6eb2d7dc94f2fba4ad4f1de4a2051b99061e91e0a9f6",
+            dataset="cifar10",
+            metrics=Metrics(top1=80.69, top5=98.93, loss=0.622266, split="test", num_images=10000),
+            num_params=285162, gflops=0.003804, recipe="vgga_light.cifar10",
+            train_time_s=174.7, hardware="AMD EPYC, 2 threads",
+            file_size=1142680, dtype="float32",
+        ),
+    ),
+}
 
 _CFGS: dict[str, list[int | str]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -181,7 +197,8 @@ def vgga_bn_dropout(*, num_classes: int = 10, in_chans: int | None = None, dropo
                        dropout=dropout)
 
 
-@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=285_162)
+@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=285_162,
+                weights=_WEIGHTS["vgga_light"])
 def vgga_light(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-A-Light: two stages of one conv3x3 each (16, 32 channels), classifier 2048-128-128-10."""
     return _create_vgg("A_light", batch_norm=False, head="light", num_classes=num_classes, in_chans=in_chans)
