@@ -27,6 +27,17 @@ __all__ = ["ResNet", "BasicBlock", "Bottleneck"]
 
 # Released checkpoints (tools/release_weights.py prints each entry from the stored file).
 _WEIGHTS: dict[str, tuple[Weights, ...]] = {
+    "resnet20": (
+        Weights(
+            arch="resnet20", tag="cifar10", file_name="resnet20.cifar10-8e633338.safetensors",
+            sha256="8e6333388148ea806579133cf7c89d5b757cb12c7a750160fa6952b410742ae9",
+            dataset="cifar10",
+            metrics=Metrics(top1=91.71, top5=99.75, loss=0.312042, split="test", num_images=10000),
+            num_params=269722, gflops=0.081102, recipe="resnet20.cifar10",
+            train_time_s=3994.0, hardware="AMD EPYC, 2 threads",
+            file_size=1095472, dtype="float32",
+        ),
+    ),
 }
 
 
@@ -180,7 +191,8 @@ def resnet152(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=269_722,
-                reported_accuracy=91.25)
+                reported_accuracy=91.25,
+                weights=_WEIGHTS["resnet20"])
 def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-20 (n=3): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 8.75% error."""
     return _create_resnet(BasicBlock, [3, 3, 3], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
