@@ -38,6 +38,17 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             file_size=1095472, dtype="float32",
         ),
     ),
+    "resnet18": (
+        Weights(
+            arch="resnet18", tag="cifar10", file_name="resnet18.cifar10-108b3072.safetensors",
+            sha256="108b30721dc4c1ee717e568ddb1fb88d19e68ca7865e9401764193804f272d1f",
+            dataset="cifar10",
+            metrics=Metrics(top1=74.54, top5=98.65, loss=0.758028, split="test", num_images=10000),
+            num_params=11173962, gflops=1.110845, recipe="resnet18.cifar10",
+            train_time_s=941.4, hardware="AMD EPYC, 2 threads",
+            file_size=22379124, dtype="float16",
+        ),
+    ),
 }
 
 
@@ -156,7 +167,8 @@ def _rounded(m: str) -> str:
 
 
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=11_173_962,
-                params_note=_rounded("11.174"))
+                params_note=_rounded("11.174"),
+                weights=_WEIGHTS["resnet18"])
 def resnet18(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-18 for 32x32 input: basic blocks [2, 2, 2, 2], 3x3 stride-1 stem, no max-pool."""
     return _create_resnet(BasicBlock, [2, 2, 2, 2], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)

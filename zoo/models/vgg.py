@@ -34,6 +34,17 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             file_size=1142680, dtype="float32",
         ),
     ),
+    "vgg19_bn": (
+        Weights(
+            arch="vgg19_bn", tag="cifar10", file_name="vgg19_bn.cifar10-47cd4734.safetensors",
+            sha256="47cd473407d3953fceaf076198de4efb13ed68b5b745e17b0e60ee1ceb96c3f7",
+            dataset="cifar10",
+            metrics=Metrics(top1=80.19, top5=98.7, loss=0.632998, split="test", num_images=10000),
+            num_params=20365002, gflops=0.79692, recipe="vgg19_bn.cifar10",
+            train_time_s=1022.4, hardware="AMD EPYC, 2 threads",
+            file_size=40763516, dtype="float16",
+        ),
+    ),
 }
 
 _CFGS: dict[str, list[int | str]] = {
@@ -160,7 +171,8 @@ def vgg19_bn_linear(*, num_classes: int = 10, in_chans: int | None = None) -> VG
 # -- the reports' VGGs ---------------------------------------------------------------------------------
 
 @register_model(family="vgg", source="report 000 (000_c474a159bc7c5859.txt), section 2.1", dataset="cifar10",
-                expected_params=20_365_002, reported_accuracy=72.86)
+                expected_params=20_365_002, reported_accuracy=72.86,
+                weights=_WEIGHTS["vgg19_bn"])
 def vgg19_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-19 with BatchNorm exactly as report 000: conv stack of config E, classifier 512-512-128-10 with ReLU.
 
