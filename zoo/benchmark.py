@@ -100,10 +100,7 @@ def peak_cache_path() -> Path:
 
 
 def _peak_key(device: torch.device, threads: int) -> str:
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = f"{device_name('cpu')}, {threads} threads"
+    what = device_name(device) if device.type == "cuda" else f"{device_name('cpu')}, {threads} threads"
     return f"{what} | torch {torch.__version__}"
 
 
