@@ -194,7 +194,7 @@ def test_unreadable_files_are_an_error_not_absent(tmp_path: Path) -> None:
     folder.mkdir()
     for name in ("test_batch", "batches.meta"):
         (folder / name).write_bytes(b"not a pickle")
-    with pytest.raises(DatasetError, match="could not read cifar10") as info:
+    with pytest.raises(DatasetError, match="test_batch is not a readable CIFAR batch file") as info:
         load_for_eval("cifar10", data_dir=tmp_path)
     assert not isinstance(info.value, DatasetMissingError)
 

@@ -51,7 +51,7 @@ from .errors import InvalidArgumentError
 from .evaluate import resolve_device
 from .registry import get_entry
 from .machine import hardware_description
-from .train import _atomic_write_text
+from .fileio import atomic_write_text
 
 __all__ = ["LandscapeConfig", "PRESETS", "landscape_config", "RunTrace", "LandscapeResult", "run_landscape",
            "summarize", "landscape_figures", "redraw_landscape"]
@@ -356,7 +356,7 @@ def summarize(runs: list[RunTrace], config: LandscapeConfig) -> tuple[dict[str, 
 
 
 def _write_json(result: LandscapeResult, path: Path) -> None:
-    _atomic_write_text(path, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
 
 
 def _subset(data: Split, n: int) -> Split:

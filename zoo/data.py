@@ -4,9 +4,13 @@ The constants here are the one source of truth for every dataset zoo knows; mode
 evaluation and export read them from ``DATASETS``.
 
 Loading (``load_split``)
-    CIFAR-10, CIFAR-100, MNIST and Fashion-MNIST are read with torchvision's dataset classes from a
-    root folder laid out the way torchvision expects (``resolve_root``: the ``data_dir`` argument,
-    else ``$ZOO_DATA``, else ``$XDG_CACHE_HOME/zoo/data`` or ``~/.cache/zoo/data``). A split is then
+    CIFAR-10, CIFAR-100, MNIST and Fashion-MNIST are read from a root folder laid out the way
+    torchvision expects. MNIST-family files (IDX, no pickle) go through torchvision's dataset classes;
+    CIFAR's pickled batch files go through ``zoo.cifar_files``, whose restricted unpickler resolves
+    only numpy's array constructors, so a hostile file is refused before anything in it can run
+    (torchvision's CIFAR classes are never constructed). The root (``resolve_root``) is the
+    ``data_dir`` argument, else ``$ZOO_DATA``, else ``$XDG_CACHE_HOME/zoo/data`` or
+    ``~/.cache/zoo/data``. A split is then
     verified, and ``Split.verification`` says which check passed:
 
     1. md5 of the files. ``VERIFIED_MD5`` ("torchvision md5"): every file of the split matches the
@@ -56,11 +60,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 
+from .cifar_files import read_batch
 from .errors import DatasetError, InvalidArgumentError
 
 __all__ = [
@@ -294,7 +300,7 @@ class Split:
 # --------------------------------------------------------------------------------------------------
 
 def _unchecked_class(spec: DatasetSpec, root: Path, files: list[str]) -> type:
-    """torchvision's class with its integrity/existence checks reduced to "this split's files exist".
+    """torchvision's MNIST-family class with its integrity/existence checks reduced to "this split's files exist".
 
     zoo verifies the files itself afterwards. The MNIST classes' legacy ``processed/*.pt`` cache is
     ignored, so the data always comes from the files that were checked. The subclass keeps the base
@@ -329,20 +335,41 @@ def _open_torchvision(spec: DatasetSpec, split: str, root: Path, origin: str, do
     missing = [f for f in files if not (root / f).is_file()]
     if missing and not download:
         raise DatasetMissingError(_missing_message(spec, split, root, origin, missing))
-    cls = _unchecked_class(spec, root, files)
     if missing:
         _logger.info("downloading %s into %s with torchvision", spec.name, root)
+    cls = _tv_class(spec)
     try:
-        return cls(str(root), train=split == "train", download=bool(missing))
-    except Exception as exc:  # a boundary: torchvision raises RuntimeError, URLError, pickle errors, ...
+        if _is_cifar(cls):  # never constructed: torchvision's CIFAR classes unpickle the files
+            if missing:
+                from torchvision.datasets.utils import download_and_extract_archive
+
+                download_and_extract_archive(cls.url, str(root), filename=cls.filename, md5=cls.tgz_md5)
+            return _read_cifar(spec, split, root)
+        return _unchecked_class(spec, root, files)(str(root), train=split == "train", download=bool(missing))
+    except DatasetError:
+        raise
+    except Exception as exc:  # a boundary: torchvision raises RuntimeError, URLError, OSError, ...
         still_missing = [f for f in files if not (root / f).is_file()]
         if still_missing:
             raise DatasetMissingError(
                 f"downloading {spec.name} failed (no network?): {_short_reason(exc)}; put "
                 f"{', '.join(still_missing)} in {root}, or point --data-dir / ZOO_DATA at a folder holding them"
             ) from exc
+        if isinstance(exc, PermissionError):
+            raise DatasetError(f"could not read {spec.name} ({split} split) from {root}: permission denied "
+                               f"({exc.filename or root})") from None
         raise DatasetError(f"could not read {spec.name} ({split} split) from {root}: {_short_reason(exc)}; "
                            f"the files may be corrupt: re-download them (--download into an empty folder)") from exc
+
+
+def _read_cifar(spec: DatasetSpec, split: str, root: Path) -> SimpleNamespace:
+    """The split's batch files read with ``zoo.cifar_files`` (no code can run), as torchvision's ``data``/``targets``."""
+    cls = _tv_class(spec)
+    listed = cls.train_list if split == "train" else cls.test_list
+    labels_key = "fine_labels" if spec.name == "cifar100" else "labels"
+    parts = [read_batch(root / cls.base_folder / name, labels_key, spec.num_classes) for name, _ in listed]
+    return SimpleNamespace(data=np.concatenate([p[0] for p in parts]),
+                           targets=np.concatenate([p[1] for p in parts]).tolist())
 
 
 def _md5(path: Path) -> str:

@@ -288,11 +288,11 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
 
 def _real_batch(dataset: str, n: int, metadata: dict[str, str]) -> torch.Tensor | None:
     """The first ``n`` images of the test split (or the embedded sample), normalised as the model expects."""
-    from .data import batches, load_for_eval
+    from .data import DatasetMissingError, batches, load_for_eval
 
     try:
         split = load_for_eval(dataset, "test")
-    except ZooError:
+    except DatasetMissingError:  # absent and no sample; a corrupt or unsafe file is an error, not a skip
         return None
     mean, std = tuple(json.loads(metadata["zoo.mean"])), tuple(json.loads(metadata["zoo.std"]))
     x, _ = next(batches(split, n, mean=mean, std=std))
@@ -338,7 +338,7 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLik
         raise ZooError("int8 quantisation needs onnxruntime: pip install 'zoo[onnx]'") from None
     import onnx
 
-    from .data import batches, load_for_eval, load_split
+    from .data import DatasetMissingError, batches, load_for_eval, load_split
     from .evaluate import evaluate
 
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
@@ -347,13 +347,11 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLik
         raise ExportError(f"{fp32_path} was not exported by zoo (no zoo.* metadata); export it with `zoo export`")
     mean, std = tuple(json.loads(meta["zoo.mean"])), tuple(json.loads(meta["zoo.std"]))
     dataset = _entry_dataset(name)
-    try:
+    try:  # training images only: calibrating on test images would score int8 on what it was fitted to
         calib_split = load_split(dataset, "train", data_dir=data_dir)
-        calib_note = "train"
-    except ZooError:
-        calib_split = load_for_eval(dataset, "test", data_dir=data_dir)  # no train split: the test sample
-        calib_note = "sample"
-        _logger.warning("no %s train split: calibrating on the embedded test sample", dataset)
+    except DatasetMissingError as exc:
+        raise ExportError(f"int8 calibration needs the {dataset} train split, which is absent ({exc})") from None
+    calib_note = "train"
     gen = torch.Generator().manual_seed(0)
     idx = torch.randperm(len(calib_split), generator=gen)[:calibration]
     calib_split = dataclasses.replace(calib_split, images=calib_split.images[idx], labels=calib_split.labels[idx],

@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from .builder import count_flops, count_params, create
 from .augment import augment_flip_crop, cutout
 from .data import Split, batches, load_split
 from .errors import InvalidArgumentError, ZooError
+from .fileio import atomic_path, atomic_write_text, check_name
 from .evaluate import evaluate, resolve_device
 from .machine import hardware_description
 from .recipes import Recipe
@@ -100,23 +100,8 @@ def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class _Dist:
@@ -219,6 +204,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
     """
     if not recipe.model:
         raise InvalidArgumentError(f"recipe {recipe.name!r} names no model: pass --model")
+    tag = check_name(tag, "tag") if tag is not None else None  # it becomes part of a file name
     dev = resolve_device(device)
     ddp = _Dist(dev)
     out = Path(out_dir)
@@ -259,7 +245,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         elif resume:
             _logger.warning("--resume: no state.pt in %s, starting from scratch", out)
         if ddp.main:
-            _atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
+            atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
             if start_epoch == 0 and log_path.exists():
                 log_path.unlink()
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
@@ -318,6 +304,6 @@ def _finish(model: nn.Module, recipe: Recipe, dataset: str, test_data: Split, ou
         history=history, train_time_s=train_time, hardware=hardware, num_params=count_params(fresh),
         gflops=count_flops(fresh, test_data.dataset.input_size) / 1e9, world_size=world,
     )
-    _atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_text(out / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
     _logger.info("%s: top-1 %.2f%% from the stored file %s", recipe.model, metrics["top1"], final)
     return result
