@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path

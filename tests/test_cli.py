@@ -51,3 +51,19 @@ def test_unknown_model_is_one_line_error_without_traceback() -> None:
     assert len(lines) == 1 and lines[0].startswith("error: unknown model 'resnet21'; did you mean:")
     assert "resnet20" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_zoo_eval_shows_warnings_and_takes_debug(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """zoo-eval configures logging like zoo: the sample-fallback warning reaches stderr; --debug is accepted."""
+    code = "import sys; from zoo.cli import eval_main; sys.argv = sys.argv[1:]; eval_main()"
+    proc = subprocess.run([sys.executable, "-c", code, "zoo-eval", "-m", "lenet_cifar", "cifar10", "--limit", "8",
+                           "--no-progress", "--data-dir", str(tmp_path), "--debug"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" in proc.stderr and "embedded" in proc.stderr
+
+
+def test_usage_errors_are_one_line_with_exit_code_2() -> None:
+    proc = subprocess.run([sys.executable, "-m", "zoo", "eval", "-m", "lenet_cifar", "cifar10", "--batch-size", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")

@@ -37,8 +37,14 @@ def test_forward_backward(name: str) -> None:
     out = model(_input(name))
     assert out.shape == (2, info.num_classes)
     out.logsumexp(1).mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
     assert not missing, f"no finite gradient reaches {missing}"
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    if info.family == "fastnet":  # by design: the whitened stem and the unit BatchNorm scales
+        assert frozen and all(n == "stem.weight" or n.endswith(".weight") and "layer" in n for n in frozen)
+    else:
+        assert not frozen
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -114,7 +120,8 @@ def test_duplicate_registration_raises() -> None:
 def test_list_models_patterns_and_filters() -> None:
     assert zoo.list_models("resnet*") == ["resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50",
                                           "resnet56", "resnet101", "resnet110", "resnet152"]
-    assert set(zoo.list_models(dataset="mnist")) == {"mlp_60_40_20_bn", "mlp_2523", "cnn_32_64_mnist"}
+    assert set(zoo.list_models(dataset="mnist")) == {"mlp_60_40_20_bn", "mlp_2523", "cnn_32_64_mnist",
+                                                     "fastnet_mnist"}
     assert zoo.list_models(["vgg11", "vgg13"]) == ["vgg11", "vgg13"]
     assert zoo.list_models("no_such_*") == []
 

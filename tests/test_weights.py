@@ -522,3 +522,22 @@ def test_registered_weights_match_their_file(weights: Weights) -> None:
     model = zoo.create(weights.arch, num_classes=weights.num_classes, weights=weights.name)
     assert count_params(model) == weights.num_params
     assert count_flops(model, weights.input_size) / 1e9 == pytest.approx(weights.gflops, rel=1e-3, abs=1e-4)
+
+
+def test_checkpoint_saved_before_num_batches_tracked_loads_like_today(tmp_path: Path) -> None:
+    """A 2018-era checkpoint ({"state_dict": {"module.*"}, "best_prec1"}, no num_batches_tracked) evaluates
+    exactly like the same weights saved today, through the same path as `zoo-eval --weights`."""
+    from zoo.evaluate import evaluate_model
+
+    model = zoo.create("resnet20", weights="default")
+    state = {f"module.{k}": v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(state) < len(model.state_dict())
+    old = tmp_path / "resnet20-old.th"
+    torch.save({"state_dict": state, "best_prec1": 91.71}, old)
+    today = evaluate_model("resnet20", "cifar10", weights="default", backend="eager", limit=200)
+    then = evaluate_model("resnet20", "cifar10", weights=str(old), backend="eager", limit=200)
+    assert then.correct == today.correct and then.loss == pytest.approx(today.loss, abs=1e-6)
+    state.pop("module.bn1.running_mean")  # any other missing buffer is still an error
+    torch.save({"state_dict": state}, old)
+    with pytest.raises(CheckpointError, match="missing keys: bn1.running_mean"):
+        zoo.create("resnet20", weights=str(old))

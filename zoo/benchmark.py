@@ -45,6 +45,7 @@ import torch.nn as nn
 from .backends import (EXPORTED, Prepared, Runner, auto_rule, cpu_has_bf16, missing_dependency, parse_backend,
                        prepare, resolve_auto)
 from .errors import InvalidArgumentError
+from .fileio import atomic_write_text
 from .machine import device_name
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
@@ -188,10 +189,7 @@ def measure_peak(device: str | torch.device = "cpu", *, threads: int | None = No
                 list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                 time.strftime("%Y-%m-%dT%H:%M:%S"))
     stored[key] = asdict(peak)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stored, indent=2) + "\n")
-    os.replace(tmp, cache)
+    atomic_write_text(cache, json.dumps(stored, indent=2) + "\n")
     return peak
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -20,8 +21,19 @@ import zoo
 __all__ = ["main", "eval_main", "cli"]
 
 
+def _finite(value: Any) -> Any:
+    """NaN and Inf become null: strict JSON parsers reject the bare NaN that json.dumps writes."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
 
 
 def _table(rows: list[list[str]], headers: list[str], right: set[int] = frozenset()) -> str:
@@ -37,6 +49,15 @@ def _table(rows: list[list[str]], headers: list[str], right: set[int] = frozense
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
+class _Path(click.Path):
+    """click.Path that also refuses names no file system accepts (NUL bytes), before any work."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("a path cannot contain a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(zoo.__version__, prog_name="zoo")
 @click.option("--debug", is_flag=True, envvar="ZOO_DEBUG", help="Show full tracebacks and debug logs.")
@@ -46,8 +67,28 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """zoo: verified image classifiers for MNIST-style and CIFAR-style data."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _setup_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+
+
+def _setup_logging(level: int) -> None:
+    """One logging setup for ``zoo`` and ``zoo-eval``: warnings always reach stderr."""
+    root = logging.getLogger()
+    if root.handlers:  # an embedding program (or pytest) has configured logging: only the level changes
+        root.setLevel(level)
+    else:
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _log_level_option(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _setup_logging(logging.DEBUG if param.name == "debug" else logging.INFO)
+
+
+# zoo-eval runs the eval command without the group, so it takes the group's logging flags itself.
+debug_option = click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_log_level_option,
+                            help="Show full tracebacks and debug logs.")
+verbose_option = click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+                              callback=_log_level_option, help="Show info logs.")
 
 
 @cli.command("list")
@@ -131,7 +172,7 @@ def _csv(cast: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter
 @click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Seconds of timed calls for the slowest setting of each batch (at least 5 calls).")
 @click.option("--refresh-peak", is_flag=True, help="Measure the matmul peak again instead of using the cached one.")
-@click.option("--plot", "plot_png", type=click.Path(dir_okay=False), help="Write a bar chart of images/s (PNG).")
+@click.option("--plot", "plot_png", type=_Path(dir_okay=False), help="Write a bar chart of images/s (PNG).")
 @json_option
 def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple[str, ...],
               batch_sizes: tuple[int, ...], threads: tuple[int, ...] | None, min_time: float, refresh_peak: bool,
@@ -186,19 +227,21 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N images.")
 @click.option("--mean", callback=_floats, help="Normalisation mean, e.g. 0.4914,0.4822,0.4465.")
 @click.option("--std", callback=_floats, help="Normalisation std, e.g. 0.247,0.2435,0.2616.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
 @click.option("--download", is_flag=True, help="Download the dataset with torchvision if it is missing.")
 @click.option("--no-verify", is_flag=True, help="Load a dataset copy that fails verification (with a warning).")
 @click.option("--no-sample", is_flag=True, help="Fail instead of falling back to the embedded sample.")
-@click.option("--confusion", "confusion_png", type=click.Path(dir_okay=False), help="Write the confusion matrix PNG.")
+@click.option("--confusion", "confusion_png", type=_Path(dir_okay=False), help="Write the confusion matrix PNG.")
 @click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--backend", default="auto", show_default=True,
               help="auto: the fastest setting measured for the device (bf16 on a CPU with native bf16); eager: "
                    "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript: an exported artefact, "
                    "with parity against eager; or zoo.backends modifiers such as fold-bn+channels-last.")
-@click.option("--artefact", type=click.Path(exists=True, dir_okay=False),
+@click.option("--artefact", type=_Path(exists=True, dir_okay=False),
               help="The exported file for --backend (default: export the same weights now).")
+@debug_option
+@verbose_option
 @json_option
 def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
              limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
@@ -211,13 +254,9 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
                        verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
                        std=std, allow_sample=not no_sample, progress=progress and not as_json, backend=backend,
                        artefact=artefact)
-    if confusion_png:
-        from .plots import plot_confusion
-
-        plot_confusion(r.confusion, r.classes, confusion_png,
-                       title=f"{r.model} on {r.dataset} {r.split} ({r.num_images:,} images), top-1 {r.top1:.2f}%")
     if as_json:
         _emit_json(r.to_dict())
+        _write_confusion(r, confusion_png)
         return
     what = "embedded sample" if r.is_sample else f"{r.split} split"
     click.echo(f"{r.model} on {r.dataset} {what}: {r.num_images:,} images (data: {r.data_verification})")
@@ -231,10 +270,21 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
     if per_class:
         rows = [[c["class"], f"{c['images']:,}", f"{c['accuracy']:.2f}%"] for c in r.per_class]
         click.echo(_table(rows, ["class", "images", "top-1"], right={1, 2}))
-    if confusion_png:
-        click.echo(f"confusion matrix: {confusion_png}")
     for note in r.notes:
         click.echo(f"NOTE: {note}")
+    if _write_confusion(r, confusion_png):
+        click.echo(f"confusion matrix: {confusion_png}")
+
+
+def _write_confusion(r: Any, path: str | None) -> bool:
+    """Written after the results are out, so a bad path never throws a finished evaluation away."""
+    if not path:
+        return False
+    from .plots import plot_confusion
+
+    plot_confusion(r.confusion, r.classes, path,
+                   title=f"{r.model} on {r.dataset} {r.split} ({r.num_images:,} images), top-1 {r.top1:.2f}%")
+    return True
 
 
 @cli.command("export")
@@ -244,12 +294,12 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
               show_default=True)
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
-@click.option("--out", type=click.Path(dir_okay=False), help="Output file (default: <model>.<ext>).")
+@click.option("--out", type=_Path(dir_okay=False), help="Output file (default: <model>.<ext>).")
 @click.option("--int8", "int8", is_flag=True, help="Also write a static int8 ONNX model (onnxruntime quantizer, "
               "calibrated on training images) and measure its accuracy and speed against fp32.")
 @click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True,
               help="Training images used to calibrate --int8.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root for --int8.")
+@click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root for the parity check and --int8.")
 @json_option
 def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None, batch: str, out: str | None,
                int8: bool, calibration: int, data_dir: str | None, as_json: bool) -> None:
@@ -261,7 +311,7 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
     if int8 and fmt != "onnx":
         raise click.BadParameter("--int8 applies to --format onnx", param_hint="--int8")
     r = export_model(model_name, fmt, weights=weights, out=out, opset=opset,
-                     batch=batch if batch == "dynamic" else int(batch))
+                     batch=batch if batch == "dynamic" else int(batch), data_dir=data_dir)
     q = None
     if int8:
         from .export import quantize_onnx
@@ -292,17 +342,20 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
 @click.option("--model", "-m", "model_name", help="Model to train (default: the recipe's).")
 @click.option("--recipe", "-r", "recipe_name", required=True, help="Named recipe (see `zoo recipes`).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe setting (repeatable).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory (default: runs/<model>-<recipe>).")
+@click.option("--out", "out_dir", type=_Path(file_okay=False), help="Run directory (default: runs/<model>-<recipe>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("--tag", help="Checkpoint tag: the file is <model>.<tag>-<sha8>.safetensors (default: the dataset).")
 @click.option("--save-dtype", type=click.Choice(["float32", "float16"]), help="Storage dtype of the final weights.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--max-minutes", type=float, help="Time budget: stop (state saved, resumable) before an epoch "
+              "that would end past it.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: torch's choice).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], out_dir: str | None,
               resume: bool, tag: str | None, save_dtype: str | None, data_dir: str | None, device: str,
-              progress: bool, as_json: bool) -> None:
+              max_minutes: float | None, threads: int | None, progress: bool, as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
     from .recipes import parse_overrides, resolve_recipe
     from .train import train
@@ -310,11 +363,15 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
     recipe = resolve_recipe(recipe_name, parse_overrides(overrides), model=model_name)
     out_dir = out_dir or os.path.join("runs", f"{recipe.model}-{recipe.name}")
     r = train(recipe, out_dir=out_dir, data_dir=data_dir, resume=resume, device=device, tag=tag,
-              progress=progress and not as_json, save_dtype=save_dtype)
-    if not r.checkpoint:  # not the main process of a distributed run
-        return
-    if as_json:
+              progress=progress and not as_json, save_dtype=save_dtype, max_minutes=max_minutes, threads=threads)
+    if as_json and (r.checkpoint or not r.finished):
         _emit_json(r.to_dict())
+        return
+    if not r.finished:
+        click.echo(f"{recipe.model}: stopped after epoch {len(r.history)} of {recipe.epochs} (--max-minutes "
+                   f"{max_minutes:g}); state saved in {out_dir}: continue with --resume --out {out_dir}")
+        return
+    if not r.checkpoint:  # not the main process of a distributed run
         return
     last = r.history[-1]
     click.echo(f"{recipe.model} trained with {recipe.name}: {len(r.history)} epochs, {r.train_time_s:,.0f} s "
@@ -375,7 +432,7 @@ def _echo_view(r: Any, as_json: bool) -> None:
 @click.option("--model", "-m", "model_name", required=True, help="Registered model name.")
 @_viz_weights_option
 @_layer_option
-@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write [default: <model>-filters.png].")
+@click.option("--out", type=_Path(dir_okay=False), help="PNG to write [default: <model>-filters.png].")
 @json_option
 def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out: str | None, as_json: bool) -> None:
     """Draw a conv layer's weights (an MLP's first layer as input-sized images), per RGB channel too."""
@@ -386,12 +443,12 @@ def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out
 
 @viz_group.command("activations")
 @click.option("--model", "-m", "model_name", required=True, help="Registered model name.")
-@click.option("--image", type=click.Path(exists=True, dir_okay=False),
+@click.option("--image", type=_Path(exists=True, dir_okay=False),
               help="Input image (resized to the model's input).")
 @click.option("--sample", type=click.IntRange(min=0), help="Use image N of the embedded test sample instead.")
 @_viz_weights_option
 @_layer_option
-@click.option("--out", type=click.Path(dir_okay=False), help="PNG to write [default: <model>-activations.png].")
+@click.option("--out", type=_Path(dir_okay=False), help="PNG to write [default: <model>-activations.png].")
 @json_option
 def viz_activations_cmd(model_name: str, image: str | None, sample: int | None, weights: str | None,
                         layer: str | None, out: str | None, as_json: bool) -> None:
@@ -417,11 +474,11 @@ def analyze_group() -> None:
 @click.option("--train-images", type=click.IntRange(min=0), help="Train on the first N images (0 = all).")
 @click.option("--probe-every", type=click.IntRange(min=1), help="Measure the gradient change every N steps.")
 @click.option("--seed", type=int)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", type=_Path(file_okay=False),
               help="Folder for landscape.json and the figures [default: runs/landscape-<short|full>].")
-@click.option("--from-json", "from_json", type=click.Path(exists=True, dir_okay=False),
+@click.option("--from-json", "from_json", type=_Path(exists=True, dir_okay=False),
               help="Redraw the figures of a saved landscape.json; nothing is trained.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: torch's choice).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -458,6 +515,7 @@ def analyze_landscape_cmd(full: bool, models: str | None, lrs: tuple[float, ...]
 def _run(command: Callable[..., Any], prog_name: str) -> None:
     """Run a click command with zoo's error boundary."""
     debug = "--debug" in sys.argv or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    _setup_logging(logging.DEBUG if debug else logging.WARNING)
     try:
         command.main(prog_name=prog_name, standalone_mode=False)
     except zoo.ZooError as e:
@@ -465,11 +523,18 @@ def _run(command: Callable[..., Any], prog_name: str) -> None:
             raise
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+    except OSError as e:  # the file system said no: permissions, a full disk, a read-only folder
+        if debug:
+            raise
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        click.echo(f"error: {e.strerror or e}{where}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # bad options: one line too, with click's exit code (2 for usage)
+        hint = " (see --help)" if isinstance(e, click.UsageError) else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)

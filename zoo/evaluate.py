@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
@@ -63,7 +64,10 @@ class EvalResult:
 
 def resolve_device(device: str) -> torch.device:
     """``cpu``, ``cuda`` or ``cuda:N``; a CUDA request on a machine without CUDA raises."""
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidArgumentError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgumentError(f"--device {device}: no CUDA device is available on this machine; use --device cpu")
     if dev.type not in ("cpu", "cuda"):
@@ -85,10 +89,11 @@ def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, n
     try:
         with torch.no_grad():
             out = model(x.to(device, torch.float32))
-    except RuntimeError as e:
+    except Exception as e:  # a boundary: torch raises RuntimeError, onnxruntime its own exception types
         shape = "x".join(map(str, x.shape[1:]))
         raise InvalidArgumentError(
-            f"{name} cannot take {split.dataset.name} input of shape {shape}: {str(e).splitlines()[0]}"
+            f"{name} cannot take {split.dataset.name} input of shape {shape}: "
+            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}"
         ) from None
     if out.ndim != 2 or out.shape[1] != num_classes:
         raise InvalidArgumentError(
@@ -216,6 +221,9 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     if len(mean) != spec.input_size[0] or len(std) != spec.input_size[0]:
         raise InvalidArgumentError(f"--mean/--std need {spec.input_size[0]} values for {spec.name}, "
                                    f"got {len(mean)} and {len(std)}")
+    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+        raise InvalidArgumentError(f"--mean must be finite and --std finite and positive, got mean {list(mean)} "
+                                   f"and std {list(std)}")
     data = load_for_eval(spec.name, split, data_dir=data_dir, download=download, verify=verify,
                          allow_sample=allow_sample)
     if data.is_sample:

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError
+from .fileio import replace_into
 
 __all__ = ["ExportError", "ExportResult", "Parity", "QuantResult", "quantize_onnx", "FORMATS", "BACKENDS", "to_onnx", "to_pt2", "to_torchscript",
            "load_runner", "check_parity", "export_model", "ATOL"]
@@ -82,8 +83,7 @@ def _tmp_in(path: Path) -> Path:
 
 
 def _replace(tmp: Path, path: Path) -> Path:
-    os.replace(tmp, path)
-    return path
+    return replace_into(tmp, path)  # keeps the old file's mode, or gives a new one the umask's
 
 
 def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
@@ -98,16 +98,15 @@ def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple
     x = torch.randn(n, *input_size)
     tmp = _tmp_in(path)
     try:
-        try:
-            kwargs: dict[str, Any] = {"dynamo": True, "verbose": False}
-            if batch == "dynamic":
-                kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
-            if opset is not None:
-                kwargs["opset_version"] = opset
+        kwargs: dict[str, Any] = {"dynamo": True, "verbose": False}
+        if batch == "dynamic":
+            kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
+        if opset is not None:
+            kwargs["opset_version"] = opset
+        try:  # only the exporter itself: a failure to write the file is not a reason to switch exporters
             program = torch.onnx.export(model, (x,), input_names=["input"], output_names=["logits"], **kwargs)
-            program.save(str(tmp))
-            exporter = "dynamo"
         except Exception as e:  # the dynamo exporter failed: fall back, and say why
+            program = None
             reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             _logger.warning("dynamo ONNX export failed (%s); using the legacy exporter", reason)
             torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
@@ -115,6 +114,9 @@ def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if batch == "dynamic"
                               else None)
             exporter = f"legacy ({reason})"
+        if program is not None:
+            program.save(str(tmp))
+            exporter = "dynamo"
         proto = onnx.load(str(tmp))
         for key, value in (metadata or {}).items():
             entry = proto.metadata_props.add()
@@ -170,8 +172,32 @@ def to_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size
 
 def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | None = None
                 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A callable float32 NCHW tensor -> logits tensor for an exported artefact."""
-    path = str(path)
+    """A callable float32 NCHW tensor -> logits tensor for an exported artefact.
+
+    A file the backend cannot read (corrupt, truncated, or another format) raises ``ExportError``.
+    """
+    if backend not in BACKENDS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(BACKENDS)}")
+    try:
+        return _load_runner(str(path), backend, threads)
+    except ZooError:
+        raise
+    except Exception as e:  # a boundary: each runtime raises its own exception types for a bad file
+        if isinstance(e, OSError) and not os.path.isfile(path):
+            raise
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{path} is not a readable {BACKENDS[backend]} artefact for --backend {backend} "
+                          f"({type(e).__name__}: {reason}); export it again with `zoo export`") from None
+
+
+def _load_runner(path: str, backend: str, threads: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    if backend in ("pt2", "torchscript"):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):  # checked first: torch logs a whole traceback for a non-zip file
+            raise ExportError(f"{path} is not a readable {BACKENDS[backend]} artefact for --backend {backend} "
+                              f"(not a zip archive, as every {BACKENDS[backend]} file is); export it again with "
+                              f"`zoo export`")
     if backend == "onnxruntime":
         try:
             import onnxruntime as ort
@@ -197,7 +223,7 @@ def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | No
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(path, map_location="cpu").eval()
         return lambda x: module(x)
-    raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(BACKENDS)}")
+    raise AssertionError(backend)  # load_runner checked the name
 
 
 @torch.no_grad()
@@ -227,11 +253,13 @@ def _metadata(name: str, weights: Any, spec: Any) -> dict[str, str]:
 
 def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | os.PathLike[str] | None = None,
                  opset: int | None = None, batch: str | int = "dynamic", real_batch: torch.Tensor | None = None,
-                 tolerance: float = ATOL, seed: int = 0) -> ExportResult:
+                 tolerance: float = ATOL, seed: int = 0, data_dir: str | os.PathLike[str] | None = None
+                 ) -> ExportResult:
     """Export model ``name`` (with ``weights``, default: its default checkpoint if any) and check parity.
 
-    ``real_batch``: normalised real images for the parity check (default: the embedded sample or the
-    test split of the model's dataset). Raises ``ExportError`` when parity fails.
+    ``real_batch``: normalised real images for the parity check (default: the first images of the test
+    split of the model's dataset under ``data_dir``, else the embedded sample). Raises ``ExportError``
+    when parity fails; the file at ``out`` is then left as it was.
     """
     from .builder import create
     from .data import get_dataset_spec
@@ -240,6 +268,16 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
 
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if batch != "dynamic" and (not str(batch).isdigit() or int(batch) < 1):
+        raise InvalidArgumentError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
+    if opset is not None and fmt != "onnx":
+        raise InvalidArgumentError(f"--opset {opset}: applies to --format onnx only")
+    if opset is not None:
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if not 7 <= opset <= newest:
+            raise InvalidArgumentError(f"--opset {opset}: ONNX opsets run from 7 to {newest} with this onnx")
     entry = get_entry(name)
     spec = get_dataset_spec(entry.dataset)
     torch.manual_seed(seed)
@@ -252,19 +290,44 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     out_path = Path(out) if out else Path(f"{name}{FORMATS[fmt]}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     metadata = _metadata(name, loaded, spec)
+    # The artefact is written beside --out and moved there only once its parity holds: a failed export
+    # never leaves a file behind, and never replaces a good one.
+    staged = _tmp_in(out_path)
+    try:
+        if real_batch is None:
+            real_batch = _real_batch(entry.dataset, 7 if batch == "dynamic" else int(batch), metadata, data_dir)
+        result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
+                                   real_batch, tolerance, seed)
+        result.path = str(replace_into(staged, out_path))
+        return result
+    finally:
+        if staged.exists():
+            staged.unlink()
+
+
+def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: Any, batch: str | int,
+                      opset: int | None, metadata: dict[str, str], loaded: Any, weights: str | None,
+                      real_batch: torch.Tensor | None, tolerance: float, seed: int) -> ExportResult:
     try:
         if fmt == "onnx":
-            path, exporter = to_onnx(model, out_path, input_size=spec.input_size, batch=batch, opset=opset,
+            path, exporter = to_onnx(model, path, input_size=spec.input_size, batch=batch, opset=opset,
                                      metadata=metadata)
         elif fmt == "pt2":
-            path, exporter = to_pt2(model, out_path, input_size=spec.input_size, batch=batch)
+            path, exporter = to_pt2(model, path, input_size=spec.input_size, batch=batch)
         else:
-            path, exporter = to_torchscript(model, out_path, input_size=spec.input_size)
-    except ZooError:
+            path, exporter = to_torchscript(model, path, input_size=spec.input_size)
+    except (ZooError, OSError):
         raise
     except Exception as e:
         raise ExportError(f"exporting {name} to {fmt} failed: {type(e).__name__}: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+    if fmt == "onnx" and opset is not None:
+        import onnx
+
+        got = next((o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None)
+        if got != opset:
+            raise ExportError(f"--opset {opset} was asked for but the exporter wrote opset {got}; "
+                              f"leave --opset out, or choose {got}")
     backend = {v: k for k, v in BACKENDS.items()}[fmt]
     runner = load_runner(path, backend)
     result = ExportResult(name, fmt, str(path), exporter, loaded.name if loaded else weights, metadata,
@@ -273,7 +336,7 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
         result.notes.append("random weights (no checkpoint given or released)")
     sizes = [2, 7] if batch == "dynamic" else [int(batch)] * 2
     gen = torch.Generator().manual_seed(seed)
-    real = real_batch if real_batch is not None else _real_batch(entry.dataset, max(sizes), metadata)
+    real = real_batch
     for n in sizes:
         result.parity.append(check_parity(model, runner, torch.randn(n, *spec.input_size, generator=gen), "random"))
         if real is not None:
@@ -286,12 +349,13 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     return result
 
 
-def _real_batch(dataset: str, n: int, metadata: dict[str, str]) -> torch.Tensor | None:
+def _real_batch(dataset: str, n: int, metadata: dict[str, str], data_dir: str | os.PathLike[str] | None = None
+                ) -> torch.Tensor | None:
     """The first ``n`` images of the test split (or the embedded sample), normalised as the model expects."""
     from .data import DatasetMissingError, batches, load_for_eval
 
     try:
-        split = load_for_eval(dataset, "test")
+        split = load_for_eval(dataset, "test", data_dir=data_dir)
     except DatasetMissingError:  # absent and no sample; a corrupt or unsafe file is an error, not a skip
         return None
     mean, std = tuple(json.loads(metadata["zoo.mean"])), tuple(json.loads(metadata["zoo.std"]))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import InvalidArgumentError
 
-__all__ = ["check_name", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["check_name", "atomic_path", "replace_into", "atomic_write_bytes", "atomic_write_text"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 
@@ -48,23 +48,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         yield tmp
-        try:
-            mode = path.stat().st_mode & 0o7777  # a replaced file keeps its mode
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()  # a new one gets what open() would give it
-        os.chmod(tmp, mode)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_into(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def replace_into(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Rename the finished file ``tmp`` over ``path``: fsynced, with ``path``'s old mode or the umask's."""
+    tmp, path = Path(tmp), Path(path)
+    try:
+        mode = path.stat().st_mode & 0o7777  # a replaced file keeps its mode
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()  # a new one gets what open() would give it
+    os.chmod(tmp, mode)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
     with contextlib.suppress(OSError):  # make the rename durable (POSIX)
         fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -7,9 +7,11 @@ continues exactly: the data order and the dropout RNG of every epoch derive from
 epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an equal share of every
 global batch (DistributedDataParallel, gloo on CPU, nccl on CUDA).
 
-A run directory holds ``recipe.json``, ``log.jsonl`` (one line per epoch), ``state.pt``,
-``curves.png``, the final ``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics
-measured from that stored file on the full test split.
+A run directory holds ``recipe.json``, ``log.jsonl`` (one line per epoch, rewritten from the saved
+state so that the two agree), ``state.pt``, ``curves.png``, the final
+``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics measured from that stored
+file on the full test split. The directory is locked (``.lock``) while a run uses it. A time budget
+(``max_minutes``) ends a run between epochs with its state saved; ``resume`` continues it exactly.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class TrainResult:
     num_params: int
     gflops: float
     world_size: int
+    finished: bool = True  # False when --max-minutes stopped the run early (resume it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +71,11 @@ def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     total = recipe.epochs * steps_per_epoch
     epoch = step / steps_per_epoch
     base, final = recipe.lr, recipe.lr * recipe.final_lr_ratio
+    if recipe.schedule == "triangle":  # linear up from lr * initial_lr_ratio, then linear down
+        peak = max(1, int(recipe.onecycle_pct * total))
+        if step < peak:
+            return base * (recipe.initial_lr_ratio + (1 - recipe.initial_lr_ratio) * step / peak)
+        return base + (final - base) * (step - peak) / max(1, total - peak)
     if recipe.schedule == "onecycle":
         peak = max(1, int(recipe.onecycle_pct * total))
         if step < peak:
@@ -88,20 +96,39 @@ def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 
 
 def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    norms = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm |
+                                                                nn.LayerNorm) for p in m.parameters()}
+    decay, no_decay, norm = [], [], []
     for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on biases and norm parameters
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if not p.requires_grad:  # frozen tensors (a whitened stem, unit BatchNorm scales) never reach the optimizer
+            continue
+        (norm if id(p) in norms else no_decay if p.ndim <= 1 else decay).append(p)
+    # no weight decay on biases and norm parameters; norm parameters get lr x norm_lr_scale
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+              {"params": norm, "weight_decay": 0.0, "lr_scale": recipe.norm_lr_scale}]
+    fused = {"fused": True} if _fused_ok(model) else {}  # one kernel over all tensors instead of a loop per tensor
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, **fused)
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas)
-    return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas)
+        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, **fused)
+    return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, **fused)
+
+
+def _fused_ok(model: nn.Module) -> bool:
+    """Fused optimizer kernels exist for float tensors on the CPU and CUDA (PyTorch >= 2.4)."""
+    return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters())
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Save atomically; a failed save (full disk, read-only folder) keeps the previous state and says so."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:200]
+        raise ZooError(f"could not save the training state to {path} ({reason}); the previous state is kept: "
+                       f"free space or fix the folder, then continue with --resume") from None
 
 
 class _Dist:
@@ -128,8 +155,8 @@ class _Dist:
 
 
 def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, recipe: Recipe, epoch: int,
-                 step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool
-                 ) -> tuple[dict[str, float], int]:
+                 step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool,
+                 ema: nn.Module | None = None) -> tuple[dict[str, float], int]:
     gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
     torch.manual_seed(recipe.seed * 7_919 + epoch * 31 + ddp.rank)  # dropout
     model.train()
@@ -158,13 +185,15 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, reci
             x = x.contiguous(memory_format=torch.channels_last)
         lr = lr_at(recipe, step, steps_per_epoch)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with autocast:
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update_parameters(_unwrap(model))
         step += 1
         loss_sum += loss.detach().double() * y.numel()
         correct += (logits.detach().argmax(1) == y).sum()
@@ -194,26 +223,96 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     plot_curves(history, path, title=title)
 
 
+def _ema(model: nn.Module, recipe: Recipe) -> Any:
+    """An exponential moving average of the weights and buffers (``recipe.ema_decay``), or None.
+
+    It is updated after every optimiser step, evaluated every epoch and stored at the end in place
+    of the raw weights (``torch.optim.swa_utils.AveragedModel``; BatchNorm statistics are averaged
+    too).
+    """
+    if not recipe.ema_decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+
+
+def _lock(out: Path) -> Any:
+    """Hold an exclusive lock on ``out/.lock`` for the run; a second run on the same folder is refused."""
+    import fcntl
+
+    handle = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise InvalidArgumentError(f"{out} is in use by another zoo train process; wait for it, or choose "
+                                   f"another --out") from None
+    return handle
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed run left (we hold the lock, so no writer is alive): removed, never read."""
+    for path in out.iterdir():
+        if path.name.startswith(".") and path.name.endswith((".tmp", ".safetensors")) and path.is_file():
+            _logger.info("removing %s, left by an interrupted run", path)
+            path.unlink()
+
+
+def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    """The log is rewritten from the saved state's history, so the two always agree (each epoch once)."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def _data_init(model: nn.Module, data: Split, recipe: Recipe, device: torch.device) -> None:
+    """Models with a data-dependent start (``init_from_data``, e.g. FastNet's whitened stem) get 5,000 images."""
+    init = getattr(model, "init_from_data", None)
+    if init is None or data.images.dim() != 4:
+        return
+    mean = data.dataset.mean if recipe.standardize else tuple(0.0 for _ in data.dataset.mean)
+    std = data.dataset.std if recipe.standardize else tuple(1.0 for _ in data.dataset.std)
+    x, _ = next(batches(data, min(5000, len(data)), mean=mean, std=std, device=device))
+    init(x)
+    _logger.info("%s initialised from the first %d training images", recipe.model, len(x))
+
+
 def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | None = None, resume: bool = False,
           device: str = "cpu", tag: str | None = None, progress: bool = True, save_dtype: str | None = None,
-          verify: bool = True) -> TrainResult:
+          verify: bool = True, max_minutes: float | None = None, threads: int | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.dataset`` with ``recipe``; see the module docstring for the outputs.
 
     ``tag`` names the checkpoint (``<model>.<tag>``; default: the dataset). ``save_dtype="float16"``
     stores the final weights in half precision (the metrics are measured from the stored file).
+    ``max_minutes`` is a time budget for this call: no epoch is started that the epochs so far say
+    would end past it; the run then stops with its state saved (``TrainResult.finished`` False) and
+    ``resume=True`` continues it exactly. ``threads`` sets torch's CPU thread count.
     """
     if not recipe.model:
         raise InvalidArgumentError(f"recipe {recipe.name!r} names no model: pass --model")
     tag = check_name(tag, "tag") if tag is not None else None  # it becomes part of a file name
+    if max_minutes is not None and not max_minutes > 0:
+        raise InvalidArgumentError(f"max_minutes must be > 0, got {max_minutes}")
+    if threads is not None:
+        if threads < 1:
+            raise InvalidArgumentError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    started = time.monotonic()
     dev = resolve_device(device)
     ddp = _Dist(dev)
     out = Path(out_dir)
+    lock = None
     try:
         if recipe.batch_size % ddp.world:
             raise InvalidArgumentError(f"batch_size {recipe.batch_size} is not divisible by {ddp.world} processes")
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            lock = _lock(out) if ddp.main else None
+        except OSError as exc:
+            raise InvalidArgumentError(f"cannot use {out} as the run directory: {exc.strerror or exc}") from None
         state_path = out / "state.pt"
         log_path = out / "log.jsonl"
+        if lock is not None:
+            _remove_stale_temporaries(out)
         if not resume and state_path.exists():
             raise InvalidArgumentError(f"{out} already holds a run (state.pt): pass --resume to continue it, "
                                        f"or choose another --out")
@@ -225,60 +324,92 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         spec = train_data.dataset
         torch.manual_seed(recipe.seed)
         model = create(recipe.model, num_classes=spec.num_classes)
+        model = model.to(dev)
+        _data_init(model, train_data, recipe, dev)
         if recipe.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        model = model.to(dev)
         opt = _optimizer(recipe, model)
+        ema = _ema(model, recipe)
         steps_per_epoch = len(train_data) // recipe.batch_size
         if steps_per_epoch < 1:
             raise InvalidArgumentError(f"batch_size {recipe.batch_size} exceeds the {len(train_data)} training images")
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resume and state_path.exists():
-            state = torch.load(state_path, map_location=dev, weights_only=True)
+            state = _load_state(state_path, dev)
             if state["recipe"] != json.loads(recipe.to_json()):
                 raise InvalidArgumentError(f"{state_path} was made by another recipe; resume with the same settings")
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
             history, start_epoch = state["history"], state["epoch"]
             _logger.info("resuming %s at epoch %d", out, start_epoch + 1)
         elif resume:
             _logger.warning("--resume: no state.pt in %s, starting from scratch", out)
         if ddp.main:
             atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
-            if start_epoch == 0 and log_path.exists():
-                log_path.unlink()
+            _write_log(log_path, history)
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
         step = start_epoch * steps_per_epoch
+        finished = True
         for epoch in range(start_epoch, recipe.epochs):
-            row, step = _train_epoch(net, opt, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress)
+            if max_minutes is not None and epoch > start_epoch:
+                spent = time.monotonic() - started
+                per_epoch = spent / (epoch - start_epoch)
+                if spent + per_epoch > max_minutes * 60:
+                    finished = False
+                    _logger.warning("stopping after epoch %d of %d: the next would end past --max-minutes %g; "
+                                    "continue with --resume", epoch, recipe.epochs, max_minutes)
+                    break
+            row, step = _train_epoch(net, opt, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress,
+                                     ema)
             row = {"epoch": epoch + 1, **row}
             if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
-                m = evaluate(model, test_data, batch_size=1000, device=dev,
+                m = evaluate(model if ema is None else ema.module, test_data, batch_size=1000, device=dev,
                              mean=None if recipe.standardize else (0.0,) * len(spec.mean),
                              std=None if recipe.standardize else (1.0,) * len(spec.std))
                 row.update(test_loss=m["loss"], test_top1=m["top1"])
             history.append(row)
             _logger.info("epoch %d/%d %s", epoch + 1, recipe.epochs,
                          " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-            if ddp.main:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            if ddp.main:  # the state first: a log line exists only for an epoch whose state is saved
+                extra = {"ema": ema.state_dict()} if ema is not None else {}
                 _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                                    "history": history, "recipe": json.loads(recipe.to_json())}, state_path)
+                                    "history": history, "recipe": json.loads(recipe.to_json()), **extra}, state_path)
+                _write_log(log_path, history)
                 _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
             ddp.barrier()
         train_time = sum(r["epoch_s"] for r in history)
         hardware = hardware_description(dev, ddp.world)
         result = None
-        if ddp.main:
-            result = _finish(model, recipe, spec.name, test_data, out, tag or spec.name, train_time, hardware,
+        if ddp.main and finished:
+            final = model if ema is None else ema.module  # with an EMA, the average is what is stored
+            result = _finish(final, recipe, spec.name, test_data, out, tag or spec.name, train_time, hardware,
                              history, dev, save_dtype, ddp.world)
         ddp.barrier()
         return result if result is not None else TrainResult(str(out), "", "", recipe.to_dict(), {}, history,
-                                                             train_time, hardware, 0, 0.0, ddp.world)
+                                                             train_time, hardware, 0, 0.0, ddp.world, finished)
     finally:
+        if lock is not None:
+            lock.close()
         ddp.close()
+
+
+def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """``state.pt`` read with ``weights_only=True``; a damaged file is a one-line error."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # a boundary: truncated zips, refused pickles, I/O errors
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        if "weights only load failed" in reason.lower():  # never pass on torch's advice to unpickle anyway
+            reason = "it holds objects other than tensors, refused for safety"
+        raise ZooError(f"{path} cannot be resumed: it is damaged or not a zoo training state ({reason}); "
+                       f"start the run again in a new --out") from None
+    keys = {"model", "optimizer", "epoch", "history", "recipe"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise ZooError(f"{path} cannot be resumed: it is not a zoo training state (keys {sorted(keys)} expected)")
+    return state
 
 
 def _finish(model: nn.Module, recipe: Recipe, dataset: str, test_data: Split, out: Path, tag: str,

@@ -47,6 +47,7 @@ from safetensors import SafetensorError
 
 from .data import get_dataset_spec
 from .errors import CheckpointError, InvalidArgumentError, UnknownModelError
+from .fileio import atomic_write_bytes
 
 __all__ = [
     "FORMAT",
@@ -230,25 +231,8 @@ def _header_metadata(arch: str, dataset: str, tensors: StateDict,
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # "x": never clobber; plain open keeps the umask's permissions
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Write ``data`` next to ``path``, fsync, rename into place (``zoo.fileio``: the umask or the old mode)."""
+    atomic_write_bytes(path, data)
 
 
 def save_checkpoint(state_dict_or_model: nn.Module | Mapping[str, torch.Tensor], path: PathLike, *, arch: str,
@@ -313,7 +297,7 @@ def _parse_safetensors(data: bytes, path: Path) -> tuple[StateDict, dict[str, st
     try:
         metadata = _safetensors_header(data).get("__metadata__") or {}
         tensors = safetensors.torch.load(data)
-    except (SafetensorError, ValueError, TypeError) as e:  # JSON and Unicode errors are ValueErrors
+    except (SafetensorError, ValueError, TypeError, RecursionError) as e:  # JSON, Unicode: ValueErrors
         raise _corrupt(path, e) from e
     return tensors, {str(k): str(v) for k, v in metadata.items()}
 
@@ -546,6 +530,8 @@ def _lookup(spec: str, arch: str) -> Weights | None:
 
 def _find(spec: str | PathLike | Weights, arch: str, progress: bool) -> ResolvedWeights:
     """Where ``spec`` leads, not yet verified."""
+    if not isinstance(spec, Weights) and "\x00" in os.fspath(spec):
+        raise CheckpointError("a weights name or path cannot contain a NUL byte")
     weights = spec if isinstance(spec, Weights) else _lookup(os.fspath(spec), arch)
     if weights is None:
         return ResolvedWeights(Path(os.fspath(spec)).expanduser(), None, "path")
@@ -588,6 +574,32 @@ def _shape(t: torch.Tensor) -> str:
     return f"[{', '.join(map(str, t.shape))}]"
 
 
+_OPTIONAL = ".num_batches_tracked"  # BatchNorm's step counter: absent from checkpoints saved before PyTorch 0.4.1
+
+
+def _fill_optional(expected: Mapping[str, torch.Tensor], loaded: StateDict) -> StateDict:
+    """Add the BatchNorm counters an older checkpoint lacks (as BatchNorm itself accepts such state dicts)."""
+    absent = [k for k in expected if k.endswith(_OPTIONAL) and k not in loaded]
+    if absent and all(k[: -len(_OPTIONAL)] + ".running_mean" in loaded for k in absent):
+        _logger.info("checkpoint has no %s buffers (saved before PyTorch 0.4.1): the model's own are kept",
+                     _OPTIONAL.lstrip("."))
+        return {**loaded, **{k: expected[k].clone() for k in absent}}
+    return loaded
+
+
+def _check_values(expected: Mapping[str, torch.Tensor], loaded: StateDict, path: Path) -> None:
+    """Refuse integer tensors (an int8-quantised file) where the model holds floats; warn about NaN or Inf."""
+    ints = [f"{k} ({t.dtype})".replace("torch.", "") for k, t in loaded.items()
+            if k in expected and expected[k].is_floating_point() and not t.is_floating_point()]
+    if ints:
+        raise CheckpointError(f"{path} holds integer tensors where {len(ints)} float ones belong ({', '.join(ints[:3])}"
+                              f"{', ...' if len(ints) > 3 else ''}); a quantised checkpoint cannot be loaded as floats")
+    bad = [k for k, t in loaded.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        _logger.warning("%s holds NaN or Inf values in %d tensors (%s%s): its outputs will not be meaningful", path,
+                        len(bad), ", ".join(bad[:3]), ", ..." if len(bad) > 3 else "")
+
+
 def _mismatches(expected: Mapping[str, torch.Tensor], loaded: Mapping[str, torch.Tensor]) -> list[str]:
     """Every missing key, unexpected key and shape mismatch, each with its shape."""
     missing = [f"{k} {_shape(t)}" for k, t in expected.items() if k not in loaded]
@@ -626,12 +638,14 @@ def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, st
     loaded, metadata = _parse(data, path)
     _check_header(metadata, arch, path)
     expected = model.state_dict()
+    loaded = _fill_optional(expected, loaded)
     problems = _mismatches(expected, loaded)
     if problems and strict:
         raise CheckpointError(f"{path} does not fit {arch}: {'; '.join(problems)}")
     if problems:
         _logger.warning("loading %s into %s with strict=False: %s", path, arch, "; ".join(problems))
         loaded = {k: t for k, t in loaded.items() if k in expected and t.shape == expected[k].shape}
+    _check_values(expected, loaded, path)
     model.load_state_dict(_match_dtypes(expected, loaded), strict=strict)
     _logger.info("loaded %s into %s from %s (%s, sha256 %s)", weights.name if weights else path.name, arch, path,
                  resolved.source, sha256)
