@@ -30,13 +30,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ["lenet_cifar", "mlp_60_40_20_bn", "cnn_basic", "resnet21", "", "timm/resnet18", "../etc/passwd", "LENET",
           "lenet_cifar.cifar10", "*"]
 DATASETS = ["cifar10", "mnist", "cifar100", "imagenet", "", "CIFAR-10", "circles", "../x"]
-INTS = ["0", "1", "2", "7", "-1", "abc", "1e3", "", "99999999999999999999", "3.5", "0x10"]
-FLOATS = ["0", "1", "-1", "nan", "inf", "-inf", "1e-9", "abc", "", "0.5,0.5", "0.5,0.5,0.5", "1,,2"]
+INTS = ["1", "2", "0", "7", "-1", "abc", "1e3", "", "99999999999999999999", "3.5", "0x10"]
+FLOATS = ["1", "0.5", "0", "-1", "nan", "inf", "-inf", "1e-9", "abc", "", "0.5,0.5", "0.5,0.5,0.5", "1,,2"]
 DEVICES = ["cpu", "cuda", "cuda:0", "cuda:abc", "nonsense", "", "mps", "cpu:1"]
 PATHS = ["out.png", "afile/x.png", "", ".", "/dev/null", "nodir/sub/x.onnx", "../escape.onnx", "a\x00b", "x" * 300]
 WEIGHTS = ["default", "cifar10", "lenet_cifar.cifar10", "missing.safetensors", "garbage.pth", "empty.safetensors",
            "resnet20.cifar10", "", "afile"]
-JUNK = ["--", "-", "--help", "-h", "--json", "--unknown", "=", "-m", "--set", "%s", "\u00e9\u00e8", "--debug"]
+# --debug is left out on purpose: it exists to show the full traceback.
+JUNK = ["--", "-", "--help", "-h", "--json", "--unknown", "=", "-m", "--set", "%s", "\u00e9\u00e8", "-v"]
 
 COMMANDS: dict[str, dict[str, list[str]]] = {
     "eval": {"-m": MODELS, "@dataset": DATASETS, "-w": WEIGHTS, "--split": ["test", "train", "val", ""],
@@ -66,17 +67,27 @@ COMMANDS: dict[str, dict[str, list[str]]] = {
 }
 
 
+def _pick(rng: random.Random, values: list[str]) -> str:
+    """Mostly one of the first two values of a pool (plausible ones), so that calls get past option parsing
+    and reach the library; otherwise any value, malformed ones included."""
+    return rng.choice(values[:2] if rng.random() < 0.7 else values)
+
+
 def _draw(rng: random.Random) -> tuple[str, list[str]]:
     command = rng.choice(list(COMMANDS))
     options = COMMANDS[command]
     argv = command.split()
-    chosen = rng.sample(list(options), rng.randint(0, min(6, len(options))))
+    required = [k for k in options if k in ("-m", "-r", "@dataset")]  # usually present, as users pass them
+    optional = [k for k in options if k not in required]
+    chosen = [k for k in required if rng.random() < 0.9]
+    chosen += rng.sample(optional, rng.randint(0, min(4, len(optional))))
+    rng.shuffle(chosen)
     for key in chosen:
         values = options[key]
         if key.startswith("@"):
-            argv.append(rng.choice(values))
+            argv.append(_pick(rng, values))
         elif values:
-            argv += [key, rng.choice(values)]
+            argv += [key, _pick(rng, values)]
         else:
             argv.append(key)
     if rng.random() < 0.2:

@@ -418,14 +418,18 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise InvalidArgumentError(f"batch sizes must be positive, got {list(batch_sizes)}")
     thread_list = [int(t) for t in threads] if threads else [torch.get_num_threads()]
-    if any(t < 1 for t in thread_list):
-        raise InvalidArgumentError(f"thread counts must be positive, got {thread_list}")
+    if any(not 1 <= t <= 1024 for t in thread_list):
+        raise InvalidArgumentError(f"thread counts must be in 1..1024, got {thread_list}")
     asked = list(dict.fromkeys(backends))
     for spec in asked:
         if spec != "auto":
             parse_backend(spec)
     for dev_name in devices:
-        if torch.device(dev_name).type not in ("cpu", "cuda"):
+        try:
+            kind = torch.device(dev_name).type
+        except (RuntimeError, TypeError):
+            kind = None
+        if kind not in ("cpu", "cuda"):
             raise InvalidArgumentError(f"unsupported device {dev_name!r}; use cpu or cuda")
     info = machine()
     rows: list[BenchRow] = []

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import ZooError
+from .errors import InvalidArgumentError, ZooError
 from .fileio import atomic_path
 
 __all__ = ["plot_confusion", "plot_curves", "save_figure"]
@@ -23,13 +23,21 @@ def _pyplot() -> Any:
     return plt
 
 
+_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
+
+
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Save ``fig`` atomically (temp file, then rename) and close it."""
+    """Save ``fig`` atomically (temp file, then rename) and close it; a path that is no figure file is refused."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".").lower()
     try:
+        if not path.name or path.name in (".", "..") or path.is_dir():
+            raise InvalidArgumentError(f"cannot write a figure to {str(path)!r}: give a file name such as plot.png")
+        if fmt not in _FORMATS:
+            raise InvalidArgumentError(f"cannot write a figure as {str(path)!r}: use one of .{', .'.join(_FORMATS)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt)
     finally:
         _pyplot().close(fig)
     return path

@@ -166,12 +166,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        description="MNIST to 99% in under a minute on a 2-core CPU: fastnet.cifar10's recipe on the narrow "
                    "FastNet, 2-pixel translations (no flips: digits are not symmetric), 2 epochs."),
     # -- headline checkpoints: long one-cycle runs, trained across sessions with --max-minutes/--resume -------
-    _r(name="resnet18.cifar10.e40", model="resnet18", dataset="cifar10", epochs=40, batch_size=256,
-       optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
-       onecycle_pct=0.15, label_smoothing=0.1, ema_decay=0.998, precision="bf16", channels_last=True, eval_every=2,
+    _r(name="resnet18.cifar10.e40", model="resnet18", dataset="cifar10", epochs=40, batch_size=128,
+       optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
+       onecycle_pct=0.15, label_smoothing=0.1, ema_decay=0.999, precision="bf16", channels_last=True, eval_every=2,
        source="zoo", **_CIFAR_AUG,
-       description="40 epochs of one-cycle SGD-Nesterov (lr 0.2, wd 5e-4), label smoothing 0.1, flip + crop, "
-                   "an EMA of the weights, bf16: aiming at 95%."),
+       description="40 epochs of one-cycle SGD-Nesterov (lr 0.1, wd 5e-4), label smoothing 0.1, flip + crop, "
+                   "an EMA of the weights, bf16, batch 128 (10% more images/s than 256 on the AMD EPYC): "
+                   "aiming at 95%."),
     _r(name="vgg19_bn.cifar10.e40", model="vgg19_bn", dataset="cifar10", epochs=40, batch_size=256,
        optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
        onecycle_pct=0.15, label_smoothing=0.1, ema_decay=0.998, precision="bf16", channels_last=True, eval_every=2,

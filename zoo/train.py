@@ -293,8 +293,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
     if max_minutes is not None and not max_minutes > 0:
         raise InvalidArgumentError(f"max_minutes must be > 0, got {max_minutes}")
     if threads is not None:
-        if threads < 1:
-            raise InvalidArgumentError(f"threads must be >= 1, got {threads}")
+        if not 1 <= threads <= 1024:
+            raise InvalidArgumentError(f"threads must be in 1..1024, got {threads}")
         torch.set_num_threads(threads)
     started = time.monotonic()
     dev = resolve_device(device)
