@@ -7,6 +7,7 @@ it is set but the dataset is missing there (CI sets it, so a missing dataset fai
 from __future__ import annotations
 
 import os
+import pathlib
 
 import pytest
 
@@ -18,3 +19,20 @@ def require_dataset(name: str, split: str = "test") -> None:
     from zoo.data import load_split
 
     load_split(name, split)
+
+
+class TouchPayload:
+    """Unpickling this creates ``marker``: a stand-in for arbitrary code in a hostile pickle."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+
+
+class SystemPayload(TouchPayload):
+    """The same through ``os.system``: a shell command."""
+
+    def __reduce__(self):  # noqa: ANN204
+        return os.system, (f"touch '{self.marker}'",)

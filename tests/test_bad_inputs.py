@@ -22,17 +22,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from conftest import SystemPayload
+
 import zoo
 from zoo.cli import eval_main, main
 from zoo.weights import save_checkpoint
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # noqa: ANN204
-        return os.system, (f"touch '{self.marker}'",)
 
 
 def _safetensors_with_header(path: Path, header: bytes, body: bytes = b"") -> None:
@@ -87,7 +81,7 @@ def _lenet(name: str = "lenet.safetensors", **changes: float) -> Callable[[Path]
 
 def _pickled_state(tmp: Path) -> None:
     model = zoo.create("lenet_cifar")
-    torch.save({"state_dict": model.state_dict(), "x": _Payload(tmp / "marker")}, tmp / "evil.pth")
+    torch.save({"state_dict": model.state_dict(), "x": SystemPayload(tmp / "marker")}, tmp / "evil.pth")
 
 
 def _int8_state(tmp: Path) -> None:
@@ -123,7 +117,7 @@ def _damaged_state(tmp: Path) -> None:
 def _state_with_payload(tmp: Path) -> None:
     run = tmp / "run"
     run.mkdir()
-    torch.save({"model": {}, "optimizer": {}, "epoch": 1, "history": [], "recipe": {}, "x": _Payload(tmp / "marker")},
+    torch.save({"model": {}, "optimizer": {}, "epoch": 1, "history": [], "recipe": {}, "x": SystemPayload(tmp / "marker")},
                run / "state.pt")
 
 
@@ -174,7 +168,7 @@ CASES: dict[str, Case] = {
     "data: garbage batch file": Case(EVAL + ["--data-dir", "data"], 1, "not a readable CIFAR batch file",
                                      lambda tmp: _cifar_dir(tmp, b"garbage") and None),
     "data: payload in batch file": Case(EVAL + ["--data-dir", "data"], 1, "not a plain CIFAR batch file",
-                                        lambda tmp: _cifar_dir(tmp, pickle.dumps(_Payload(tmp / "marker"))) and None),
+                                        lambda tmp: _cifar_dir(tmp, pickle.dumps(SystemPayload(tmp / "marker"))) and None),
     "data: batch holds a list": Case(EVAL + ["--data-dir", "data"], 1, "holds a list",
                                      lambda tmp: _cifar_dir(tmp, pickle.dumps([1])) and None),
     "data: fails verification": Case(EVAL + ["--data-dir", "data"], 1, "failed verification",

@@ -10,7 +10,6 @@ a one-line error naming the file, and the marker must never appear.
 from __future__ import annotations
 
 import os
-import pathlib
 import pickle
 import subprocess
 import sys
@@ -19,26 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SystemPayload, TouchPayload
+
 from zoo.cifar_files import UnsafeDataFileError, read_batch
 from zoo.data import load_split
 from zoo.errors import DatasetError
 
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-
-
-class _Payload:
-    """Unpickling this creates ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # noqa: ANN204
-        return pathlib.Path.touch, (pathlib.Path(self.marker),)
-
-
-class _SystemPayload(_Payload):
-    def __reduce__(self):  # noqa: ANN204
-        return os.system, (f"touch '{self.marker}'",)
 
 
 def _batch(n: int, seed: int) -> dict[bytes, object]:
@@ -67,7 +53,7 @@ def _poison(root: Path, name: str, payload: object, *, inside: bool = True) -> N
     (root / "cifar-10-batches-py" / name).write_bytes(pickle.dumps(obj, protocol=2))
 
 
-@pytest.fixture(params=[_Payload, _SystemPayload], ids=["touch", "os.system"])
+@pytest.fixture(params=[TouchPayload, SystemPayload], ids=["touch", "os.system"])
 def payload_cls(request: pytest.FixtureRequest) -> type:
     return request.param
 
@@ -138,7 +124,7 @@ def test_every_command_refuses_payload(tmp_path: Path, command: str) -> None:
     args, poisoned = COMMANDS[command]
     root = _cifar_root(tmp_path)
     marker = tmp_path / "marker"
-    _poison(root, poisoned, _SystemPayload(marker))
+    _poison(root, poisoned, SystemPayload(marker))
     proc = _cli(args, root, tmp_path)
     assert not marker.exists(), f"{command}: the payload ran"
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -150,7 +136,7 @@ def test_every_command_refuses_payload(tmp_path: Path, command: str) -> None:
 def test_zoo_eval_entry_point_refuses_payload(tmp_path: Path) -> None:
     root = _cifar_root(tmp_path)
     marker = tmp_path / "marker"
-    _poison(root, "test_batch", _SystemPayload(marker))
+    _poison(root, "test_batch", SystemPayload(marker))
     code = "import sys; from zoo.cli import eval_main; sys.argv = ['zoo-eval', '-m', 'lenet_cifar', 'cifar10']; eval_main()"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**os.environ, "ZOO_DATA": str(root)})

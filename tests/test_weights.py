@@ -11,7 +11,6 @@ import dataclasses
 import json
 import logging
 import os
-import pathlib
 import pickle
 import struct
 from pathlib import Path
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
+
+from conftest import SystemPayload, TouchPayload
 
 import zoo
 import zoo.weights as zw
@@ -294,22 +295,7 @@ def test_strict_false_warns_and_loads_the_rest(tmp_path: Path, caplog: pytest.Lo
     assert torch.equal(model.conv1.weight, sd["conv1.weight"])
 
 
-class _TouchPayload:
-    """Unpickling this creates ``marker``: a stand-in for arbitrary code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):  # noqa: ANN204
-        return pathlib.Path.touch, (pathlib.Path(self.marker),)
-
-
-class _SystemPayload(_TouchPayload):
-    def __reduce__(self):  # noqa: ANN204
-        return os.system, (f"touch '{self.marker}'",)
-
-
-@pytest.mark.parametrize("payload", [_TouchPayload, _SystemPayload])
+@pytest.mark.parametrize("payload", [TouchPayload, SystemPayload])
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])
 def test_pickled_code_is_refused_and_never_run(tmp_path: Path, payload: type, writer: str) -> None:
     canary = tmp_path / "canary"
