@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import platform
 import time
@@ -51,7 +50,7 @@ from .errors import InvalidArgumentError
 from .evaluate import resolve_device
 from .registry import get_entry
 from .machine import hardware_description
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, strict_json
 
 __all__ = ["LandscapeConfig", "PRESETS", "landscape_config", "RunTrace", "LandscapeResult", "run_landscape",
            "summarize", "landscape_figures", "redraw_landscape"]
@@ -148,18 +147,7 @@ class LandscapeResult:
     paths: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and inf become None, so the JSON is strict."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+        return strict_json(asdict(self))
 
 
 # --------------------------------------------------------------------------------------------------

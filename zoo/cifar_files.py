@@ -29,7 +29,6 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
 
-
 def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     """What ``_codecs.encode`` does for bytes pickled by Python 3 at protocol 2, and nothing else."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):

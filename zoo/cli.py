@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -17,23 +16,13 @@ from typing import Any, Callable
 import click
 
 import zoo
+from zoo.fileio import strict_json
 
 __all__ = ["main", "eval_main", "cli"]
 
 
-def _finite(value: Any) -> Any:
-    """NaN and Inf become null: strict JSON parsers reject the bare NaN that json.dumps writes."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(_finite(data), indent=2, default=str, allow_nan=False))
+    click.echo(json.dumps(strict_json(data), indent=2, default=str, allow_nan=False))
 
 
 def _table(rows: list[list[str]], headers: list[str], right: set[int] = frozenset()) -> str:

@@ -9,15 +9,17 @@ replaced file keeps its mode. ``check_name`` refuses a name that could leave its
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import InvalidArgumentError
 
-__all__ = ["check_name", "atomic_path", "replace_into", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["check_name", "atomic_path", "replace_into", "atomic_write_bytes", "atomic_write_text", "strict_json"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
 
@@ -82,3 +84,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with NaN and Inf floats replaced by None: strict JSON parsers reject the bare NaN of json.dumps."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value

@@ -109,6 +109,15 @@ _SMALL_CIFAR = dict(dataset="cifar10", batch_size=128, optimizer="sgd", lr=0.05,
                     weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, precision="bf16",
                     channels_last=True, source="zoo", **_CIFAR_AUG)
 
+# The headline long runs: one-cycle SGD-Nesterov, label smoothing, an EMA of the weights, flip + crop, bf16.
+_LONG_CIFAR = dict(dataset="cifar10", optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=5e-4,
+                   schedule="onecycle", onecycle_pct=0.15, label_smoothing=0.1, precision="bf16",
+                   channels_last=True, source="zoo", **_CIFAR_AUG)
+# The fast recipes (after airbench): SGD-Nesterov 0.85, triangular lr, BatchNorm shifts at 64x lr.
+_FAST = dict(batch_size=512, optimizer="sgd", lr=0.75, momentum=0.85, nesterov=True, weight_decay=1.33e-3,
+             schedule="triangle", onecycle_pct=0.23, initial_lr_ratio=0.2, final_lr_ratio=0.07, norm_lr_scale=64.0,
+             crop_pad=2, precision="bf16", channels_last=True, source="zoo, after Jordan 2024 (arXiv:2404.00498)")
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # -- MNIST ----------------------------------------------------------------------------------------
     _r(name="mlp_60_40_20_bn.mnist", model="mlp_60_40_20_bn", dataset="mnist", epochs=30, batch_size=128,
@@ -151,38 +160,26 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        precision="bf16", channels_last=True, source="zoo", **_CIFAR_AUG,
        description="SGD-Nesterov, one-cycle lr 0.2, wd 5e-4, flip + crop, label smoothing 0.1, bf16, 50 epochs."),
     # -- time to accuracy ------------------------------------------------------------------------------
-    _r(name="fastnet.cifar10", model="fastnet", dataset="cifar10", epochs=16, batch_size=512, optimizer="sgd",
-       lr=0.75, momentum=0.85, nesterov=True, weight_decay=1.33e-3, schedule="triangle", onecycle_pct=0.23,
-       initial_lr_ratio=0.2, final_lr_ratio=0.07, norm_lr_scale=64.0, label_smoothing=0.2, ema_decay=0.99,
-       flip=True, crop_pad=2, precision="bf16", channels_last=True, eval_every=1,
-       source="zoo, after Jordan 2024 (arXiv:2404.00498)",
+    _r(name="fastnet.cifar10", model="fastnet", dataset="cifar10", epochs=16, label_smoothing=0.2, ema_decay=0.99,
+       flip=True, **_FAST,
        description="CIFAR-10 to 94% in under 30 minutes on a 2-core CPU: FastNet with a whitened stem, batch 512, "
                    "SGD-Nesterov (momentum 0.85) with a triangular lr, BatchNorm shifts at 64x lr, label smoothing "
                    "0.2, an EMA of the weights, flip + 2-pixel translate, bf16, channels_last, 16 epochs."),
-    _r(name="fastnet_mnist.mnist", model="fastnet_mnist", dataset="mnist", epochs=2, batch_size=512,
-       optimizer="sgd", lr=0.75, momentum=0.85, nesterov=True, weight_decay=1.33e-3, schedule="triangle",
-       onecycle_pct=0.23, initial_lr_ratio=0.2, final_lr_ratio=0.07, norm_lr_scale=64.0, label_smoothing=0.1,
-       crop_pad=2, precision="bf16", channels_last=True, source="zoo, after Jordan 2024 (arXiv:2404.00498)",
+    _r(name="fastnet_mnist.mnist", model="fastnet_mnist", dataset="mnist", epochs=2, label_smoothing=0.1, **_FAST,
        description="MNIST to 99% in under a minute on a 2-core CPU: fastnet.cifar10's recipe on the narrow "
                    "FastNet, 2-pixel translations (no flips: digits are not symmetric), 2 epochs."),
     # -- headline checkpoints: long one-cycle runs, trained across sessions with --max-minutes/--resume -------
-    _r(name="resnet18.cifar10.e40", model="resnet18", dataset="cifar10", epochs=40, batch_size=128,
-       optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
-       onecycle_pct=0.15, label_smoothing=0.1, ema_decay=0.999, precision="bf16", channels_last=True, eval_every=2,
-       source="zoo", **_CIFAR_AUG,
+    _r(name="resnet18.cifar10.e40", model="resnet18", epochs=40, batch_size=128, lr=0.1, ema_decay=0.999,
+       eval_every=2, **_LONG_CIFAR,
        description="40 epochs of one-cycle SGD-Nesterov (lr 0.1, wd 5e-4), label smoothing 0.1, flip + crop, "
                    "an EMA of the weights, bf16, batch 128 (10% more images/s than 256 on the AMD EPYC): "
                    "aiming at 95%."),
-    _r(name="vgg19_bn.cifar10.e40", model="vgg19_bn", dataset="cifar10", epochs=40, batch_size=256,
-       optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
-       onecycle_pct=0.15, label_smoothing=0.1, ema_decay=0.998, precision="bf16", channels_last=True, eval_every=2,
-       source="zoo", **_CIFAR_AUG,
+    _r(name="vgg19_bn.cifar10.e40", model="vgg19_bn", epochs=40, batch_size=256, lr=0.1, ema_decay=0.998,
+       eval_every=2, **_LONG_CIFAR,
        description="40 epochs of one-cycle SGD-Nesterov (lr 0.1, wd 5e-4), label smoothing 0.1, flip + crop, "
                    "an EMA of the weights, bf16: aiming at 94%."),
-    _r(name="resnet56.cifar10", model="resnet56", dataset="cifar10", epochs=100, batch_size=128,
-       optimizer="sgd", lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
-       onecycle_pct=0.15, label_smoothing=0.1, ema_decay=0.999, precision="bf16", channels_last=True, eval_every=5,
-       source="zoo", **_CIFAR_AUG,
+    _r(name="resnet56.cifar10", model="resnet56", epochs=100, batch_size=128, lr=0.2, ema_decay=0.999,
+       eval_every=5, **_LONG_CIFAR,
        description="100 epochs of one-cycle SGD-Nesterov (lr 0.2, wd 5e-4), label smoothing 0.1, flip + crop, "
                    "an EMA of the weights, bf16: aiming at 94% (He et al.: 93.03% after 164 epochs)."),
     _r(name="he2016", dataset="cifar10", epochs=164, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
