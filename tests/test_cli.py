@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,3 +68,25 @@ def test_usage_errors_are_one_line_with_exit_code_2() -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
+
+
+def test_weights_commands(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import zoo
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    code, out = _run("weights", "list", "resnet20.*", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == ["resnet20.cifar10"]
+    assert rows[0]["top1"] == zoo.get_weights("resnet20.cifar10").metrics.top1 and rows[0]["where"] == "weights_dir"
+    code, out = _run("weights", "download", "resnet2?.*", "--to", str(tmp_path / "usb"), "--no-progress", "--json")
+    assert code == 0 and json.loads(out) == [{"name": "resnet20.cifar10", "path": str(
+        tmp_path / "usb" / zoo.get_weights("resnet20.cifar10").file_name)}]
+    code, out = _run("weights", "path", "resnet20.cifar10")
+    assert code == 0 and out.strip().endswith(zoo.get_weights("resnet20.cifar10").file_name)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / ("e" * 64 + ".safetensors")).write_bytes(b"damaged")
+    result = subprocess.run([sys.executable, "-m", "zoo", "weights", "verify"], capture_output=True, text=True,
+                            env={**os.environ, "ZOO_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 1 and "CORRUPT" in result.stdout and result.stderr.count("\n") == 1
+    result = subprocess.run([sys.executable, "-m", "zoo", "weights", "download"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--all" in result.stderr

@@ -146,6 +146,8 @@ def test_triangle_schedule() -> None:
 @pytest.mark.parametrize("changes, message", [
     ({"train_limit": -100}, "train_limit"), ({"norm_lr_scale": 0.0}, "norm_lr_scale"),
     ({"weight_decay": -1.0}, "weight_decay"), ({"onecycle_pct": 1.5}, "onecycle_pct"),
+    ({"lookahead_steps": -1}, "lookahead_steps"), ({"lookahead_decay": 1.0}, "lookahead_decay"),
+    ({"lookahead_steps": 5, "ema_decay": 0.9}, "exclude each other"), ({"alternate_flip": True}, "needs flip"),
 ])
 def test_recipe_refuses_bad_values(changes: dict[str, object], message: str) -> None:
     with pytest.raises(zoo.InvalidArgumentError, match=message):
@@ -247,3 +249,61 @@ def test_new_step_matches_the_old_loss_curve(tmp_path: Path, monkeypatch: pytest
     for a, b in zip(new.history, old.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
     assert abs(new.metrics["top1"] - old.metrics["top1"]) <= 0.3
+
+
+def test_alternating_flip_shows_each_image_both_ways_every_two_epochs() -> None:
+    images = torch.arange(64 * 3 * 2 * 4, dtype=torch.float32).reshape(64, 3, 2, 4)
+    epochs = [train_mod._alternate_flip(images, seed=0, epoch=e) for e in range(4)]
+    flipped = [(e == images.flip(3)).flatten(1).all(1) for e in epochs]
+    assert all(((e == images) | (e == images.flip(3))).all() for e in epochs)  # each image as is or mirrored
+    assert 16 < int(flipped[0].sum()) < 48  # a random half
+    assert torch.equal(flipped[0], ~flipped[1]) and torch.equal(flipped[0], flipped[2])  # alternating halves
+    assert not torch.equal(flipped[0], train_mod._alternate_flip(images, seed=1, epoch=0).eq(images.flip(3))
+                           .flatten(1).all(1))  # the halves follow the seed
+
+
+def test_lookahead_moves_weights_to_the_slow_copy_with_a_rising_decay() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    look = train_mod._Lookahead(model, k=2, decay=0.8, total_steps=4)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    look.step(model, 1)  # not a multiple of k: nothing happens
+    assert torch.equal(model[0].weight, start["0.weight"] + 1)
+    look.step(model, 2)  # d = 0.8 * (2/4)**3 = 0.1: slow moves 90% of the way, the model restarts from it
+    assert torch.allclose(model[0].weight, start["0.weight"] + 0.9)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    look.step(model, 4)  # d = 0.8 at the end
+    assert torch.allclose(model[0].weight, start["0.weight"] + 0.9 + 0.2)
+    assert torch.equal(model[1].num_batches_tracked, start["1.num_batches_tracked"])  # integer buffers untouched
+
+
+@pytest.mark.full_data
+def test_lookahead_without_decay_changes_nothing_and_resumes_exactly(tmp_path: Path) -> None:
+    require_dataset("mnist")
+    threads = torch.get_num_threads()
+    try:
+        plain = train(_tiny(epochs=2, flip=True, alternate_flip=True), out_dir=tmp_path / "plain", progress=False,
+                      threads=1)
+        same = train(_tiny(epochs=2, flip=True, alternate_flip=True, lookahead_steps=3), out_dir=tmp_path / "same",
+                     progress=False, threads=1)
+        look = _tiny(epochs=3, lookahead_steps=3, lookahead_decay=0.9)
+        full = train(look, out_dir=tmp_path / "full", progress=False, threads=1)
+        train(look, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
+        resumed = train(look, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = load_file(plain.checkpoint), load_file(same.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # decay 0: the slow copy is the model
+    a, b = load_file(full.checkpoint), load_file(resumed.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_state_saved_before_new_recipe_settings_still_resumes() -> None:
+    recipe = _tiny()
+    saved = recipe.to_dict()
+    del saved["lookahead_steps"], saved["alternate_flip"]  # a state.pt written by an older zoo
+    assert train_mod._same_recipe(saved, recipe)
+    assert not train_mod._same_recipe({**saved, "lr": 0.5}, recipe)
+    assert not train_mod._same_recipe({**saved, "no_such_setting": 1}, recipe)

@@ -527,3 +527,68 @@ def test_checkpoint_saved_before_num_batches_tracked_loads_like_today(tmp_path: 
     torch.save({"state_dict": state}, old)
     with pytest.raises(CheckpointError, match="missing keys: bn1.running_mean"):
         zoo.create("resnet20", weights=str(old))
+
+
+def test_mirror_url_comes_first_and_a_checkout_is_not_required(dirs: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    weights, src = _publish(dirs, monkeypatch, url="https://example.invalid/own/resnet20.test.safetensors")
+    monkeypatch.delenv("ZOO_WEIGHTS_URL", raising=False)
+    assert zw.download_url(weights) == weights.url
+    monkeypatch.setenv("ZOO_WEIGHTS_URL", "http://mirror.invalid/zoo/")
+    assert zw.download_url(weights) == f"http://mirror.invalid/zoo/{weights.file_name}"
+    assert zw.where(weights) == ("remote", None)
+    monkeypatch.setenv("ZOO_WEIGHTS_URL", dirs["src"].as_uri())  # a file:// mirror takes the same path as http
+    assert zw.download(weights, progress=False) == dirs["cache"] / f"{weights.sha256}.safetensors"
+    assert zw.where(weights) == ("cache", dirs["cache"] / f"{weights.sha256}.safetensors")
+    monkeypatch.delenv("ZOO_WEIGHTS_URL")
+    monkeypatch.delenv("ZOO_WEIGHTS_DIR")
+    monkeypatch.setattr(zw, "_REPO_WEIGHTS_DIR", None)  # an installed package: no weights folder at all
+    assert zw.weights_dirs() == []
+    no_url = dataclasses.replace(weights, url=None, sha256="0" * 64)
+    assert zw.where(no_url) == ("missing", None)
+    with pytest.raises(CheckpointError, match="no download URL .*no public host.*ZOO_WEIGHTS_URL"):
+        resolve(no_url, "resnet20")
+
+
+def test_download_to_a_folder_and_verify_every_file(dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    weights, src = _publish(dirs, monkeypatch, url=None)
+    monkeypatch.setenv("ZOO_WEIGHTS_URL", dirs["src"].as_uri())
+    offline = tmp_path / "usb"
+    copy = zw.download(weights, to=offline, progress=False)
+    assert copy == offline / weights.file_name and sha256_file(copy) == weights.sha256
+    rows = {(r["name"], Path(r["path"]).parent.name): r["ok"] for r in zw.verify_files()}
+    assert rows == {("resnet20.test", "cache"): True}  # usb/ is no weights folder until $ZOO_WEIGHTS_DIR names it
+    monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(offline))
+    (dirs["cache"] / ("e" * 64 + ".safetensors")).write_bytes(b"not what its name says")
+    rows = {(r["name"], Path(r["path"]).parent.name): r["ok"] for r in zw.verify_files()}
+    assert rows == {("resnet20.test", "usb"): True, ("resnet20.test", "cache"): True, (None, "cache"): False}
+
+
+def test_transient_download_failures_are_retried(dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.hub
+    import urllib.error
+
+    weights, src = _publish(dirs, monkeypatch, url="http://mirror.invalid/resnet20.test.safetensors")
+    calls = []
+
+    def flaky(url: str, dst: str, progress: bool = True) -> None:
+        calls.append(url)
+        if len(calls) == 1:
+            raise urllib.error.URLError(ConnectionResetError("reset by peer"))
+        Path(dst).write_bytes(src.read_bytes())
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", flaky)
+    monkeypatch.setattr(zw.time, "sleep", lambda s: None)
+    assert resolve("default", "resnet20", progress=False).source == "download" and len(calls) == 2
+
+    def missing(url: str, dst: str, progress: bool = True) -> None:
+        calls.append(url)
+        raise urllib.error.HTTPError(url, 404, "Not Found", None, None)  # type: ignore[arg-type]
+
+    calls.clear()
+    monkeypatch.setattr(torch.hub, "download_url_to_file", missing)
+    (dirs["cache"] / f"{weights.sha256}.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="404"):
+        resolve("default", "resnet20", progress=False)
+    assert len(calls) == 1  # a 404 is not retried

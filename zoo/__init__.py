@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 
 from . import models as _models  # noqa: F401  (registers every architecture)
+from ._version import __version__
 from .builder import ModelInfo, create, layer_summary, model_info
 from .errors import CheckpointError, DatasetError, InvalidArgumentError, UnknownModelError, ZooError
-from .registry import list_models, register_model
-from .weights import Metrics, Weights, get_weights, list_weights
+from .metadata import Metrics, Weights
+from .registry import get_weights, list_models, list_weights, register_model
 
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

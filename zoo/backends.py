@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .errors import InvalidArgumentError, ZooError
+from .errors import InvalidArgumentError, ZooError, summarize
 
 __all__ = ["BACKENDS", "EXPORTED", "Prepared", "Runner", "prepare", "parse_backend", "resolve_auto",
            "fold_batchnorm", "cpu_has_bf16", "missing_dependency", "auto_rule", "AUTO_ORT_MAX_GFLOP"]
@@ -77,11 +77,6 @@ class Prepared:
         return run
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference with every BatchNorm that follows a conv or linear layer folded into it.
 
@@ -97,7 +92,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         traced = fx.symbolic_trace(copy.deepcopy(model).eval())
     except Exception as e:
         raise ZooError(f"cannot fold BatchNorm: the model is not traceable by torch.fx "
-                       f"({type(e).__name__}: {_first_line(e)})") from e
+                       f"({type(e).__name__}: {summarize(e)})") from e
     for node in list(traced.graph.nodes):
         if node.op == "call_module" and isinstance(traced.get_submodule(node.target), nn.modules.dropout._DropoutNd):
             node.replace_all_uses_with(node.args[0])

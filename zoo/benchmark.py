@@ -44,7 +44,7 @@ import torch.nn as nn
 
 from .backends import (EXPORTED, Prepared, Runner, auto_rule, cpu_has_bf16, missing_dependency, parse_backend,
                        prepare, resolve_auto)
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, summarize
 from .fileio import atomic_write_text
 from .machine import device_name
 
@@ -250,11 +250,6 @@ class BenchReport:
                 "settings": self.settings, "peaks": self.peaks, "rows": [r.to_dict() for r in self.rows]}
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
 def _build_model(name: str, seed: int) -> tuple[nn.Module, tuple[int, ...], float]:
     """The model (eval, CPU), its input size and its GFLOPs per image."""
     from .builder import count_flops, create, model_info
@@ -387,7 +382,7 @@ def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.d
                                        workdir=tmp, name=name)
         setting.run = setting.prepared.run
     except Exception as e:  # a backend that fails is a row that says why, never a crash
-        setting.status = f"failed: {type(e).__name__}: {_first_line(e)}"
+        setting.status = f"failed: {type(e).__name__}: {summarize(e)}"
         _logger.warning("%s %s on %s: %s", name, "+".join(mods), device, setting.status)
     setting.prepare_s = time.perf_counter() - t0
     return setting
@@ -522,7 +517,7 @@ def _warm_up(s: _Setting, x: torch.Tensor, timer: _Timer, warmup: int) -> None:
             for _ in range(max(0, warmup - 1)):
                 timer(s.run, x)
     except Exception as e:
-        s.batch_status = f"failed: {type(e).__name__}: {_first_line(e)}"
+        s.batch_status = f"failed: {type(e).__name__}: {summarize(e)}"
         _logger.warning("%s at batch %d: %s", "+".join(s.mods), x.shape[0], s.batch_status)
 
 

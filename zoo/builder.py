@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import get_dataset_spec
+from .specs import get_dataset_spec
 from .errors import InvalidArgumentError
 from .registry import get_entry
 

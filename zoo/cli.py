@@ -448,6 +448,101 @@ def viz_activations_cmd(model_name: str, image: str | None, sample: int | None, 
                as_json)
 
 
+@cli.group("weights")
+def weights_group() -> None:
+    """Released checkpoints: where they are, fetch them for offline use, re-check them."""
+
+
+def _released(names: tuple[str, ...], every: bool) -> list[Any]:
+    if every:
+        return zoo.list_weights()
+    if not names:
+        raise click.UsageError("name the weights (arch.tag, wildcards allowed) or pass --all")
+    chosen = []
+    for name in names:
+        matched = zoo.list_weights(name) if any(ch in name for ch in "*?[") else [zoo.get_weights(name)]
+        if not matched:
+            raise zoo.UnknownModelError(f"no released weights match {name!r}; see `zoo weights list`")
+        chosen += [w for w in matched if w not in chosen]
+    return chosen
+
+
+@weights_group.command("list")
+@click.argument("pattern", default="*")
+@json_option
+def weights_list_cmd(pattern: str, as_json: bool) -> None:
+    """Released checkpoints matching PATTERN, their scores and where their file is."""
+    from .weights import where
+
+    rows = []
+    for w in zoo.list_weights(pattern):
+        place, path = where(w)
+        rows.append({"name": w.name, "dataset": w.dataset, "top1": w.metrics.top1, "top5": w.metrics.top5,
+                     "num_params": w.num_params, "file_size": w.file_size, "dtype": w.dtype, "sha256": w.sha256,
+                     "where": place, "path": str(path) if path else None})
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"no released weights match {pattern!r}")
+        return
+    table = [[r["name"], r["dataset"], f"{r['top1']:.2f}", "-" if r["top5"] is None else f"{r['top5']:.2f}",
+              f"{r['file_size'] / 1e6:.1f} MB", r["sha256"][:8], r["where"]] for r in rows]
+    click.echo(_table(table, ["name", "dataset", "top-1", "top-5", "size", "sha256", "where"], right={2, 3, 4}))
+    click.echo("\nwhere: weights_dir ($ZOO_WEIGHTS_DIR or the checkout's weights/), cache (by sha256), remote "
+               "($ZOO_WEIGHTS_URL or the entry's url; fetched on first use), missing (no copy and no URL).")
+
+
+@weights_group.command("download")
+@click.argument("names", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every released checkpoint.")
+@click.option("--to", "to", type=_Path(file_okay=False), help="Also copy the files here (an offline machine's "
+              "$ZOO_WEIGHTS_DIR).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@json_option
+def weights_download_cmd(names: tuple[str, ...], every: bool, to: str | None, progress: bool, as_json: bool) -> None:
+    """Fetch and verify NAMES (arch.tag, wildcards allowed) into the cache, or --to a folder."""
+    from .weights import download
+
+    done = [{"name": w.name, "path": str(download(w, to=to, progress=progress and not as_json))}
+            for w in _released(names, every)]
+    if as_json:
+        _emit_json(done)
+        return
+    for row in done:
+        click.echo(f"{row['name']}: {row['path']} (sha256 verified)")
+
+
+@weights_group.command("verify")
+@json_option
+def weights_verify_cmd(as_json: bool) -> None:
+    """Re-hash every released file in the weights folders and the cache; exit 1 if one is corrupt."""
+    from .weights import cache_dir, verify_files
+
+    rows = verify_files()
+    if as_json:
+        _emit_json(rows)
+    elif not rows:
+        click.echo(f"no released files here (weights folders and cache {cache_dir()})")
+    else:
+        click.echo(_table([[r["name"] or "(not a released file)", "ok" if r["ok"] else "CORRUPT", r["path"]]
+                           for r in rows], ["name", "sha256", "path"]))
+    bad = [r["path"] for r in rows if not r["ok"]]
+    if bad:
+        raise zoo.CheckpointError(f"{len(bad)} file(s) do not match their sha256: {', '.join(bad)}; delete them "
+                                  f"(a cached file is fetched again on next use)")
+
+
+@weights_group.command("path")
+@click.argument("name")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def weights_path_cmd(name: str, progress: bool) -> None:
+    """Print the verified file of NAME (arch.tag), downloading it first if needed."""
+    from .weights import download
+
+    click.echo(download(zoo.get_weights(name), progress=progress))
+
+
 @cli.group("analyze")
 def analyze_group() -> None:
     """Studies of how models train (report 002's BatchNorm study)."""

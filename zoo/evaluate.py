@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .builder import create
 from .data import Split, batches, get_dataset_spec, load_for_eval
-from .errors import InvalidArgumentError, ZooError
+from .errors import InvalidArgumentError, ZooError, summarize
 from .registry import get_entry
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "resolve_device"]
@@ -93,7 +93,7 @@ def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, n
         shape = "x".join(map(str, x.shape[1:]))
         raise InvalidArgumentError(
             f"{name} cannot take {split.dataset.name} input of shape {shape}: "
-            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}"
+            f"{summarize(e, limit=300)}"
         ) from None
     if out.ndim != 2 or out.shape[1] != num_classes:
         raise InvalidArgumentError(

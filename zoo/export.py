@@ -27,8 +27,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .errors import InvalidArgumentError, ZooError
-from .fileio import replace_into
+from ._version import __version__
+from .errors import InvalidArgumentError, ZooError, summarize
+from .fileio import atomic_path
 
 __all__ = ["ExportError", "ExportResult", "Parity", "QuantResult", "quantize_onnx", "FORMATS", "BACKENDS", "to_onnx", "to_pt2", "to_torchscript",
            "load_runner", "check_parity", "export_model", "ATOL"]
@@ -76,16 +77,6 @@ class ExportResult:
         return dict(asdict(self), ok=self.ok)
 
 
-def _tmp_in(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _replace(tmp: Path, path: Path) -> Path:
-    return replace_into(tmp, path)  # keeps the old file's mode, or gives a new one the umask's
-
-
 def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
             batch: str | int = "dynamic", opset: int | None = None, metadata: dict[str, str] | None = None
             ) -> tuple[Path, str]:
@@ -96,8 +87,7 @@ def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple
     model = model.eval()
     n = 2 if batch == "dynamic" else int(batch)
     x = torch.randn(n, *input_size)
-    tmp = _tmp_in(path)
-    try:
+    with atomic_path(path) as tmp:  # the file appears whole, or not at all
         kwargs: dict[str, Any] = {"dynamo": True, "verbose": False}
         if batch == "dynamic":
             kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1, max=65536)},)
@@ -107,7 +97,7 @@ def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple
             program = torch.onnx.export(model, (x,), input_names=["input"], output_names=["logits"], **kwargs)
         except Exception as e:  # the dynamo exporter failed: fall back, and say why
             program = None
-            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            reason = f"{type(e).__name__}: {summarize(e)}"
             _logger.warning("dynamo ONNX export failed (%s); using the legacy exporter", reason)
             torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["logits"],
                               opset_version=opset or 17,
@@ -123,10 +113,7 @@ def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple
             entry.key, entry.value = key, value
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
-        return _replace(tmp, path), exporter
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return path, exporter
 
 
 def to_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
@@ -135,13 +122,9 @@ def to_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[
     n = 2 if batch == "dynamic" else int(batch)
     dyn = ({0: torch.export.Dim("batch", min=1, max=65536)},) if batch == "dynamic" else None
     program = torch.export.export(model.eval(), (torch.randn(n, *input_size),), dynamic_shapes=dyn)
-    tmp = _tmp_in(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.export.save(program, str(tmp))
-        return _replace(tmp, path), "torch.export"
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return path, "torch.export"
 
 
 def to_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...]) -> tuple[Path, str]:
@@ -155,19 +138,14 @@ def to_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size
             scripted = torch.jit.script(model)
             how = "script"
         except Exception as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            reason = summarize(e)
             _logger.warning("torch.jit.script failed (%s); tracing instead", reason)
             scripted = torch.jit.trace(model, torch.randn(2, *input_size))
             how = f"trace ({reason})"
-    tmp = _tmp_in(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(scripted, str(tmp))
-        return _replace(tmp, path), how
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(scripted, str(tmp))
+    return path, how
 
 
 def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | None = None
@@ -185,9 +163,8 @@ def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | No
     except Exception as e:  # a boundary: each runtime raises its own exception types for a bad file
         if isinstance(e, OSError) and not os.path.isfile(path):
             raise
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ExportError(f"{path} is not a readable {BACKENDS[backend]} artefact for --backend {backend} "
-                          f"({type(e).__name__}: {reason}); export it again with `zoo export`") from None
+                          f"({type(e).__name__}: {summarize(e)}); export it again with `zoo export`") from None
 
 
 def _load_runner(path: str, backend: str, threads: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -236,8 +213,6 @@ def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor
 
 
 def _metadata(name: str, weights: Any, spec: Any) -> dict[str, str]:
-    from . import __version__
-
     return {
         "zoo.model": name,
         "zoo.weights": weights.name if weights is not None else "",
@@ -262,7 +237,7 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     when parity fails; the file at ``out`` is then left as it was.
     """
     from .builder import create
-    from .data import get_dataset_spec
+    from .specs import get_dataset_spec
     from .registry import get_entry
     from .weights import load_into
 
@@ -292,17 +267,13 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     metadata = _metadata(name, loaded, spec)
     # The artefact is written beside --out and moved there only once its parity holds: a failed export
     # never leaves a file behind, and never replaces a good one.
-    staged = _tmp_in(out_path)
-    try:
-        if real_batch is None:
-            real_batch = _real_batch(entry.dataset, 7 if batch == "dynamic" else int(batch), metadata, data_dir)
+    if real_batch is None:
+        real_batch = _real_batch(entry.dataset, 7 if batch == "dynamic" else int(batch), metadata, data_dir)
+    with atomic_path(out_path) as staged:  # moved to out_path only if _export_and_check returns
         result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
                                    real_batch, tolerance, seed)
-        result.path = str(replace_into(staged, out_path))
-        return result
-    finally:
-        if staged.exists():
-            staged.unlink()
+    result.path = str(out_path)
+    return result
 
 
 def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: Any, batch: str | int,
@@ -320,7 +291,7 @@ def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: A
         raise
     except Exception as e:
         raise ExportError(f"exporting {name} to {fmt} failed: {type(e).__name__}: "
-                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+                          f"{summarize(e)}") from e
     if fmt == "onnx" and opset is not None:
         import onnx
 
@@ -430,9 +401,9 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLik
             chunk = next(self.chunks, None)
             return None if chunk is None else {"input": chunk.numpy()}
 
-    tmp = _tmp_in(int8_path)
-    pre = _tmp_in(int8_path.with_suffix(".pre.onnx"))
-    try:
+    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".zoo-int8-") as scratch, \
+            atomic_path(int8_path) as tmp:
+        pre = Path(scratch) / "preprocessed.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
@@ -441,11 +412,6 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLik
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, str(tmp))
-        _replace(tmp, int8_path)
-    finally:
-        for p in (tmp, pre):
-            if p.exists():
-                p.unlink()
     test = load_for_eval(dataset, "test", data_dir=data_dir)
     if eval_limit:
         test = dataclasses.replace(test, images=test.images[:eval_limit], labels=test.labels[:eval_limit],

@@ -48,7 +48,10 @@ class Recipe:
     norm_lr_scale: float = 1.0  # lr multiplier for norm-layer parameters (biases and norms get no weight decay)
     label_smoothing: float = 0.0
     ema_decay: float = 0.0  # exponential moving average of the weights per step (0 = off); the EMA is stored
+    lookahead_steps: int = 0  # Lookahead (Zhang et al. 2019): every k steps the weights move to slow weights (0 = off)
+    lookahead_decay: float = 0.0  # slow-weight decay at the end of training, ramped up as progress**3; stored
     flip: bool = False
+    alternate_flip: bool = False  # with flip: each image flipped in exactly one of every two consecutive epochs
     crop_pad: int = 0  # pad-and-random-crop; 0 = off
     cutout: int = 0  # cutout square size; 0 = off
     standardize: bool = True  # normalise with the dataset's mean/std, else only scale to [0, 1]
@@ -71,6 +74,10 @@ class Recipe:
             (self.eval_every >= 1, "eval_every must be >= 1"),
             (self.norm_lr_scale > 0, "norm_lr_scale must be > 0"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)"),
+            (self.lookahead_steps >= 0, "lookahead_steps must be >= 0 (0 = off)"),
+            (0 <= self.lookahead_decay < 1, "lookahead_decay must be in [0, 1)"),
+            (not (self.ema_decay and self.lookahead_steps), "ema_decay and lookahead_steps exclude each other"),
+            (self.flip or not self.alternate_flip, "alternate_flip needs flip"),
             (self.train_limit >= 0, "train_limit must be >= 0 (0 = all images)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (0 < self.onecycle_pct < 1, "onecycle_pct must be in (0, 1)"),

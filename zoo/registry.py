@@ -1,7 +1,9 @@
-"""The one model registry.
+"""The one model registry, and the registry of released weights.
 
 It knows nothing about models: a dict from name to ``ModelEntry``, a ``register_model``
-decorator, and lookups. Model files register themselves on import (``zoo.models``).
+decorator, and lookups. Model files register themselves on import (``zoo.models``), each with its
+released checkpoints (``zoo.metadata.Weights``); ``list_weights`` and ``get_weights`` look those up.
+Finding, verifying and loading the files is ``zoo.weights``' job, a layer above.
 """
 
 from __future__ import annotations
@@ -12,15 +14,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-import torch.nn as nn
-
-from .data import get_dataset_spec
 from .errors import UnknownModelError
+from .metadata import Weights
+from .specs import get_dataset_spec
 
 if TYPE_CHECKING:
-    from .weights import Weights
+    import torch.nn as nn
 
-__all__ = ["ModelEntry", "register_model", "get_entry", "list_models", "registered_names"]
+__all__ = ["ModelEntry", "register_model", "get_entry", "list_models", "registered_names", "list_weights",
+           "get_weights"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,24 @@ def list_models(pattern: str | list[str] = "*", *, dataset: str | None = None, p
             continue
         names.append(name)
     return names
+
+
+def all_weights() -> list[Weights]:
+    """Every released checkpoint, in the registry's order (each model's default first)."""
+    return [w for name in registered_names() for w in _REGISTRY[name].weights]
+
+
+def list_weights(pattern: str = "*") -> list[Weights]:
+    """Registered weights whose name ``arch.tag`` matches ``pattern`` (fnmatch), in the registry's order."""
+    return [w for w in all_weights() if fnmatch.fnmatchcase(w.name, pattern)]
+
+
+def get_weights(name: str) -> Weights:
+    """The registered weights called ``name`` (``arch.tag``); an unknown name raises with the closest matches."""
+    known = {w.name: w for w in all_weights()}
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f"; did you mean: {', '.join(close)}?" if close else ("; see `zoo list --pretrained`" if known
+                                                                  else "; no weights are released yet")
+    raise UnknownModelError(f"unknown weights {name!r}{hint}")

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from .builder import count_flops, count_params, create
 from .augment import augment_flip_crop, cutout
 from .data import Split, batches, load_split
-from .errors import InvalidArgumentError, ZooError
+from .errors import InvalidArgumentError, ZooError, summarize
 from .fileio import atomic_path, atomic_write_text, check_name
 from .evaluate import evaluate, resolve_device
 from .machine import hardware_description
@@ -126,8 +126,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         with atomic_path(path) as tmp:
             torch.save(obj, tmp)
     except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
-        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:200]
-        raise ZooError(f"could not save the training state to {path} ({reason}); the previous state is kept: "
+        raise ZooError(f"could not save the training state to {path} ({summarize(exc)}); the previous state is kept: "
                        f"free space or fix the folder, then continue with --resume") from None
 
 
@@ -154,9 +153,60 @@ class _Dist:
             dist.destroy_process_group()
 
 
+def _alternate_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's images under alternating flips (Jordan 2024, section 3.6).
+
+    A seeded random half of the images is flipped in even epochs and the other half in odd ones,
+    so every two consecutive epochs show each image both ways (random flips repeat some views).
+    """
+    gen = torch.Generator().manual_seed(seed * 104_729 + 17)  # the same halves in every epoch
+    flipped = torch.rand(len(images), generator=gen) < 0.5
+    if epoch % 2:
+        flipped = ~flipped
+    return torch.where(flipped.to(images.device).view(-1, 1, 1, 1), images.flip(3), images)
+
+
+class _Lookahead:
+    """Lookahead (Zhang et al. 2019) with a decay that rises during training, as airbench uses it.
+
+    Every ``k`` optimiser steps the slow copy moves towards the model, ``slow = d * slow + (1 - d) *
+    model`` with ``d = decay * progress**3``, and the model restarts from it; floating-point buffers
+    (BatchNorm statistics) are averaged too. Early in training ``d`` is near 0 (no averaging); at the
+    end the slow weights average the last steps; a last blend after the final step gives the stored
+    weights.
+    """
+
+    def __init__(self, model: nn.Module, k: int, decay: float, total_steps: int) -> None:
+        self.k, self.decay, self.total_steps = k, decay, total_steps
+        self.slow = {name: t.detach().clone() for name, t in model.state_dict().items() if t.is_floating_point()}
+
+    @torch.no_grad()
+    def step(self, model: nn.Module, step: int, *, sync: bool = False) -> None:
+        """After optimiser step ``step`` (1-based); ``sync`` blends whatever the step number."""
+        if step % self.k and not sync:
+            return
+        d = self.decay * (step / self.total_steps) ** 3
+        for name, t in model.state_dict().items():
+            if name in self.slow:
+                self.slow[name].mul_(d).add_(t, alpha=1 - d)  # exact at d = 0
+                t.copy_(self.slow[name])
+
+    def store_into(self, model: nn.Module) -> nn.Module:
+        """The model after a last blend at full decay (the steps since the last blend count too)."""
+        self.step(model, self.total_steps, sync=True)
+        return model
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.slow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, t in state.items():
+            self.slow[name].copy_(t)
+
+
 def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, recipe: Recipe, epoch: int,
                  step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool,
-                 ema: nn.Module | None = None) -> tuple[dict[str, float], int]:
+                 ema: nn.Module | None = None, lookahead: _Lookahead | None = None) -> tuple[dict[str, float], int]:
     gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
     torch.manual_seed(recipe.seed * 7_919 + epoch * 31 + ddp.rank)  # dropout
     model.train()
@@ -164,6 +214,10 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, reci
     mean = data.dataset.mean if recipe.standardize else tuple(0.0 for _ in data.dataset.mean)
     std = data.dataset.std if recipe.standardize else tuple(1.0 for _ in data.dataset.std)
     share = recipe.batch_size // ddp.world
+    flip = recipe.flip
+    if recipe.alternate_flip and data.images.dim() == 4:
+        data = dataclasses.replace(data, images=_alternate_flip(data.images, recipe.seed, epoch))
+        flip = False  # done above, for the whole epoch
     it = batches(data, recipe.batch_size, mean=mean, std=std, device=device, shuffle=True, generator=gen,
                  drop_last=True)
     if progress and ddp.main:
@@ -175,8 +229,8 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, reci
     n = 0
     t0 = time.perf_counter()
     for x, y in it:
-        if x.dim() == 4 and (recipe.flip or recipe.crop_pad):
-            x = augment_flip_crop(x, pad=recipe.crop_pad, flip=recipe.flip, generator=gen)
+        if x.dim() == 4 and (flip or recipe.crop_pad):
+            x = augment_flip_crop(x, pad=recipe.crop_pad, flip=flip, generator=gen)
         if x.dim() == 4 and recipe.cutout:
             x = cutout(x, recipe.cutout, generator=gen)
         if ddp.enabled:  # every process draws the same batch and keeps its share
@@ -192,9 +246,11 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, reci
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        step += 1
         if ema is not None:
             ema.update_parameters(_unwrap(model))
-        step += 1
+        if lookahead is not None:
+            lookahead.step(_unwrap(model), step)
         loss_sum += loss.detach().double() * y.numel()
         correct += (logits.detach().argmax(1) == y).sum()
         n += y.numel()
@@ -254,7 +310,7 @@ def _lock(out: Path) -> Any:
 def _remove_stale_temporaries(out: Path) -> None:
     """Temporary files a killed run left (we hold the lock, so no writer is alive): removed, never read."""
     for path in out.iterdir():
-        if path.name.startswith(".") and path.name.endswith((".tmp", ".safetensors")) and path.is_file():
+        if path.name.startswith(".") and (".tmp" in path.suffixes or path.suffix == ".safetensors") and path.is_file():
             _logger.info("removing %s, left by an interrupted run", path)
             path.unlink()
 
@@ -333,16 +389,20 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         steps_per_epoch = len(train_data) // recipe.batch_size
         if steps_per_epoch < 1:
             raise InvalidArgumentError(f"batch_size {recipe.batch_size} exceeds the {len(train_data)} training images")
+        lookahead = (_Lookahead(model, recipe.lookahead_steps, recipe.lookahead_decay, recipe.epochs * steps_per_epoch)
+                     if recipe.lookahead_steps else None)
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resume and state_path.exists():
             state = _load_state(state_path, dev)
-            if state["recipe"] != json.loads(recipe.to_json()):
+            if not _same_recipe(state["recipe"], recipe):
                 raise InvalidArgumentError(f"{state_path} was made by another recipe; resume with the same settings")
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             if ema is not None:
                 ema.load_state_dict(state["ema"])
+            if lookahead is not None:
+                lookahead.load_state_dict(state["lookahead"])
             history, start_epoch = state["history"], state["epoch"]
             _logger.info("resuming %s at epoch %d", out, start_epoch + 1)
         elif resume:
@@ -363,7 +423,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                                     "continue with --resume", epoch, recipe.epochs, max_minutes)
                     break
             row, step = _train_epoch(net, opt, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress,
-                                     ema)
+                                     ema, lookahead)
             row = {"epoch": epoch + 1, **row}
             if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
                 m = evaluate(model if ema is None else ema.module, test_data, batch_size=1000, device=dev,
@@ -375,6 +435,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                          " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
             if ddp.main:  # the state first: a log line exists only for an epoch whose state is saved
                 extra = {"ema": ema.state_dict()} if ema is not None else {}
+                if lookahead is not None:
+                    extra["lookahead"] = lookahead.state_dict()
                 _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                                     "history": history, "recipe": json.loads(recipe.to_json()), **extra}, state_path)
                 _write_log(log_path, history)
@@ -385,6 +447,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         result = None
         if ddp.main and finished:
             final = model if ema is None else ema.module  # with an EMA, the average is what is stored
+            if lookahead is not None:
+                final = lookahead.store_into(model)
             result = _finish(final, recipe, spec.name, test_data, out, tag or spec.name, train_time, hardware,
                              history, dev, save_dtype, ddp.world)
         ddp.barrier()
@@ -396,12 +460,20 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         ddp.close()
 
 
+def _same_recipe(saved: dict[str, Any], recipe: Recipe) -> bool:
+    """Whether a saved state's recipe is ``recipe``; settings added to zoo since keep their defaults."""
+    try:
+        return Recipe.from_dict(saved).to_json() == recipe.to_json()
+    except (InvalidArgumentError, TypeError):
+        return False
+
+
 def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
     """``state.pt`` read with ``weights_only=True``; a damaged file is a one-line error."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a boundary: truncated zips, refused pickles, I/O errors
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        reason = summarize(exc)
         if "weights only load failed" in reason.lower():  # never pass on torch's advice to unpickle anyway
             reason = "it holds objects other than tensors, refused for safety"
         raise ZooError(f"{path} cannot be resumed: it is damaged or not a zoo training state ({reason}); "

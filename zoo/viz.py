@@ -30,9 +30,10 @@ import torch
 import torch.nn as nn
 
 from .builder import create
-from .data import get_dataset_spec, load_sample
+from .data import load_sample
 from .errors import InvalidArgumentError
 from .registry import get_entry
+from .specs import get_dataset_spec
 
 __all__ = ["resolve_layer", "layer_weights", "layer_activations", "load_image", "sample_image",
            "LayerView", "filters_figure", "activations_figure"]

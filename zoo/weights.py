@@ -1,4 +1,7 @@
-"""Released weights: the ``Weights`` dataclass, the checkpoint format, the resolver and the loader.
+"""Checkpoint files: the format, finding (and downloading) released files, and loading them.
+
+The records (``Weights``, ``Metrics``) are in ``zoo.metadata``, their lookup in ``zoo.registry``;
+both are re-exported here.
 
 A zoo checkpoint is a safetensors file whose header repeats what a reader needs to use it alone:
 the architecture, the dataset and its constants (classes, input size, mean/std), the storage dtype,
@@ -9,10 +12,12 @@ which is checked every time the file is loaded.
 
 Where a registered checkpoint is looked for, in order:
 
-1. ``$ZOO_WEIGHTS_DIR/<file_name>`` (when set), then the checkout's ``weights/<file_name>``;
+1. ``$ZOO_WEIGHTS_DIR/<file_name>`` (when set), then a git checkout's ``weights/<file_name>``;
 2. the cache, keyed by content: ``$ZOO_CACHE/<sha256>.safetensors``
    (default ``$XDG_CACHE_HOME/zoo/weights``, i.e. ``~/.cache/zoo/weights``);
-3. the entry's ``url``, downloaded into the cache and verified before it is moved there.
+3. a download (``download_url``): ``$ZOO_WEIGHTS_URL/<file_name>`` when that mirror is set, else the
+   entry's ``url``, else the project's host ``DEFAULT_WEIGHTS_URL`` (none exists yet). The file is
+   verified before it enters the cache, so the cache never holds a partial or wrong file.
 
 Third-party state dicts (``.pth``, ``.pt``, ``.th``, ``.tar``) are read with
 ``torch.load(weights_only=True)`` only: a file that would run code when unpickled is refused.
@@ -22,9 +27,7 @@ Every load is strict: a missing or unexpected key, or a shape mismatch, is an er
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
-import fnmatch
 import hashlib
 import http.client
 import io
@@ -32,8 +35,10 @@ import json
 import logging
 import os
 import pickle
-import re
 import struct
+import time
+import urllib.error
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,9 +50,12 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 
-from .data import get_dataset_spec
-from .errors import CheckpointError, InvalidArgumentError, UnknownModelError
+from ._version import __version__
+from .errors import CheckpointError, InvalidArgumentError, UnknownModelError, summarize
 from .fileio import atomic_write_bytes
+from .metadata import SAFETENSORS_SUFFIX, Metrics, Weights
+from .registry import all_weights, get_entry, get_weights, list_weights
+from .specs import get_dataset_spec
 
 __all__ = [
     "FORMAT",
@@ -60,6 +68,11 @@ __all__ = [
     "read_metadata",
     "sha256_file",
     "weights_dirs",
+    "download_url",
+    "where",
+    "download",
+    "verify_files",
+    "DEFAULT_WEIGHTS_URL",
     "cache_dir",
     "resolve",
     "load_into",
@@ -71,87 +84,22 @@ _logger = logging.getLogger(__name__)
 
 FORMAT = "zoo.checkpoint"  # header "format": marks a file written by save_checkpoint
 FORMAT_VERSION = 1
-SAFETENSORS_SUFFIX = ".safetensors"
 TORCH_SUFFIXES = (".pth", ".pt", ".th", ".tar")
 # Keys under which training scripts nest the state dict, tried in this order.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 # Prefixes added by nn.DataParallel / DistributedDataParallel and by torch.compile.
 _PREFIXES = ("module.", "_orig_mod.")
 _STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
-_REPO_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+# A git checkout's weights/ folder; an installed package has none (the wheel holds no checkpoints).
+_REPO_WEIGHTS_DIR: Path | None = _CHECKOUT / "weights" if (_CHECKOUT / "pyproject.toml").is_file() else None
+# The project's public host for released files (``<base>/<file_name>``). zoo has none yet: files are
+# in the repository's weights/ folder; $ZOO_WEIGHTS_URL names a mirror of it.
+DEFAULT_WEIGHTS_URL: str | None = None
+_DOWNLOAD_TRIES = 3
 
 StateDict = dict[str, torch.Tensor]
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-# --------------------------------------------------------------------------------------------------
-# What a released checkpoint is
-
-
-@dataclass(frozen=True, kw_only=True)
-class Metrics:
-    """Scores of a checkpoint, measured from the stored file on the whole ``split`` (``num_images`` images).
-
-    ``top1``/``top5`` are accuracies in percent; ``top5`` is None when there are fewer than 5 classes.
-    """
-
-    top1: float
-    top5: float | None
-    loss: float
-    split: str = "test"
-    num_images: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Weights:
-    """One released checkpoint of ``arch``, named ``arch.tag``; how it was made and what it scores.
-
-    ``num_classes``, ``classes``, ``input_size``, ``mean`` and ``std`` default to the dataset's
-    (``zoo.data.DATASETS``); an entry gives them only where its checkpoint differs.
-    """
-
-    arch: str
-    tag: str
-    file_name: str
-    sha256: str
-    dataset: str
-    metrics: Metrics
-    num_params: int
-    gflops: float
-    recipe: str
-    train_time_s: float
-    hardware: str
-    file_size: int
-    dtype: str = "float32"
-    licence: str = "MIT"
-    url: str | None = None
-    num_classes: int = 0  # 0: the dataset's
-    classes: tuple[str, ...] = ()  # (): the dataset's, and so on below
-    input_size: tuple[int, ...] = ()
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-
-    def __post_init__(self) -> None:
-        spec = get_dataset_spec(self.dataset)
-        if not self.num_classes:
-            object.__setattr__(self, "num_classes", spec.num_classes)
-        for name in ("classes", "input_size", "mean", "std"):
-            object.__setattr__(self, name, tuple(getattr(self, name)) or tuple(getattr(spec, name)))
-        if "." in self.arch or not self.tag:
-            raise InvalidArgumentError(f"weights need an arch without dots and a tag, got {self.arch!r}.{self.tag!r}")
-        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
-            raise InvalidArgumentError(f"weights {self.name}: sha256 must be 64 lowercase hex digits")
-        if self.dtype not in _STORAGE_DTYPES:
-            raise InvalidArgumentError(f"weights {self.name}: dtype must be one of {', '.join(_STORAGE_DTYPES)}")
-        if not self.file_name.endswith(SAFETENSORS_SUFFIX) or "/" in self.file_name:
-            raise InvalidArgumentError(f"weights {self.name}: file_name must be a bare *{SAFETENSORS_SUFFIX} name")
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}.{self.tag}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(dataclasses.asdict(self), name=self.name)
 
 
 @dataclass(frozen=True)
@@ -207,8 +155,6 @@ def _dtype_name(tensors: StateDict) -> str:
 
 def _header_metadata(arch: str, dataset: str, tensors: StateDict,
                      extra: Mapping[str, Any] | None) -> dict[str, str]:
-    from . import __version__  # lazily: zoo/__init__ imports the model files, which import this module
-
     spec = get_dataset_spec(dataset)
     metadata = {
         "format": FORMAT,
@@ -289,8 +235,7 @@ def _safetensors_header(data: bytes) -> dict[str, Any]:
 
 
 def _corrupt(path: Path, error: BaseException) -> CheckpointError:
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return CheckpointError(f"checkpoint {path} is corrupt or truncated ({detail}); replace the file")
+    return CheckpointError(f"checkpoint {path} is corrupt or truncated ({summarize(error)}); replace the file")
 
 
 def _parse_safetensors(data: bytes, path: Path) -> tuple[StateDict, dict[str, str]]:
@@ -307,7 +252,7 @@ def _unpickling_detail(error: BaseException) -> str:
     for line in lines:
         if "unsupported" in line.lower():
             return line.removeprefix("WeightsUnpickler error: ")[:200]
-    return lines[-1][:200] if lines else type(error).__name__
+    return summarize(error, last=True)
 
 
 def _parse_torch(data: bytes, path: Path) -> StateDict:
@@ -391,38 +336,14 @@ def read_metadata(path: PathLike) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------
-# The registry of released weights
-
-
-def _all_weights() -> list[Weights]:
-    from .registry import get_entry, registered_names  # lazily: the registry is a layer above
-
-    return [w for name in registered_names() for w in get_entry(name).weights]
+# Released weights of a model (the lookup itself is zoo.registry's)
 
 
 def _weights_of(arch: str) -> tuple[Weights, ...]:
-    from .registry import get_entry
-
     try:
         return get_entry(arch).weights
     except UnknownModelError:  # an unregistered model can still load a file
         return ()
-
-
-def list_weights(pattern: str = "*") -> list[Weights]:
-    """Registered weights whose name ``arch.tag`` matches ``pattern`` (fnmatch), in the registry's order."""
-    return [w for w in _all_weights() if fnmatch.fnmatchcase(w.name, pattern)]
-
-
-def get_weights(name: str) -> Weights:
-    """The registered weights called ``name`` (``arch.tag``); an unknown name raises with the closest matches."""
-    known = {w.name: w for w in _all_weights()}
-    if name in known:
-        return known[name]
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f"; did you mean: {', '.join(close)}?" if close else ("; see `zoo list --pretrained`" if known
-                                                                  else "; no weights are released yet")
-    raise UnknownModelError(f"unknown weights {name!r}{hint}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -430,9 +351,12 @@ def get_weights(name: str) -> Weights:
 
 
 def weights_dirs() -> list[Path]:
-    """Folders searched for released files by name: ``$ZOO_WEIGHTS_DIR`` (when set), then the checkout's weights/."""
+    """Folders searched for released files by name: ``$ZOO_WEIGHTS_DIR`` (when set), then a checkout's weights/.
+
+    An installed package has no weights folder of its own (the wheel holds no checkpoints).
+    """
     dirs = [Path(os.environ["ZOO_WEIGHTS_DIR"]).expanduser()] if os.environ.get("ZOO_WEIGHTS_DIR") else []
-    return dirs + [_REPO_WEIGHTS_DIR]
+    return dirs + ([_REPO_WEIGHTS_DIR] if _REPO_WEIGHTS_DIR is not None else [])
 
 
 def cache_dir() -> Path:
@@ -442,16 +366,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "zoo" / "weights"
 
 
+def download_url(weights: Weights) -> str | None:
+    """Where ``weights`` can be downloaded from, or None.
+
+    ``$ZOO_WEIGHTS_URL`` (a mirror: the file is ``<base>/<file_name>``) comes first, then the entry's
+    own ``url``, then ``DEFAULT_WEIGHTS_URL`` (the project's host; none exists yet).
+    """
+    base = os.environ.get("ZOO_WEIGHTS_URL") or DEFAULT_WEIGHTS_URL
+    if os.environ.get("ZOO_WEIGHTS_URL") or not weights.url:
+        return f"{base.rstrip('/')}/{urllib.parse.quote(weights.file_name)}" if base else None
+    return weights.url
+
+
 def _cache_path(weights: Weights) -> Path:
     return cache_dir() / f"{weights.sha256}{SAFETENSORS_SUFFIX}"
 
 
 def _not_found(weights: Weights, reason: str) -> CheckpointError:
-    dirs = " and ".join(str(d) for d in weights_dirs())
+    dirs = " and ".join(str(d) for d in weights_dirs()) or "no weights folder ($ZOO_WEIGHTS_DIR is not set)"
     return CheckpointError(
         f"weights {weights.name} not found: looked for {weights.file_name} in {dirs}, and for "
-        f"{_cache_path(weights).name} in the cache {cache_dir()}; {reason}. Put {weights.file_name} in "
-        f"{_REPO_WEIGHTS_DIR} (or $ZOO_WEIGHTS_DIR), or pass the file's path as the weights"
+        f"{_cache_path(weights).name} in the cache {cache_dir()}; {reason}. Set $ZOO_WEIGHTS_URL to a mirror "
+        f"of zoo's weights/ folder, put {weights.file_name} in $ZOO_WEIGHTS_DIR, or pass the file's path as "
+        f"the weights"
     )
 
 
@@ -462,42 +399,124 @@ def _mismatch(weights: Weights, path: Path, actual: str) -> CheckpointError:
     )
 
 
-def _download(weights: Weights, progress: bool) -> Path:
-    """Download ``weights.url`` into the cache: temp file, sha256 check, then an atomic move."""
+def _transient(exc: BaseException) -> bool:
+    """A failure worth another try: a server error, a timeout or a dropped connection (not a 404 or a refusal)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500 or exc.code == 429
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, (TimeoutError, ConnectionResetError, ConnectionAbortedError, http.client.IncompleteRead,
+                               http.client.RemoteDisconnected))
+
+
+def _download(weights: Weights, url: str, progress: bool) -> Path:
+    """Download ``url`` into the cache: a private temp file, sha256 check, then an atomic move.
+
+    Two processes fetching the same file each write their own temp file; the second move replaces
+    the first with identical bytes. Transient failures are retried from the start (3 tries).
+    """
     import torch.hub
 
-    url = weights.url or ""
     dst = _cache_path(weights)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.download")
     _logger.info("downloading %s from %s", weights.name, url)
     try:
-        torch.hub.download_url_to_file(url, str(tmp), progress=progress)
+        for attempt in range(1, _DOWNLOAD_TRIES + 1):
+            try:
+                torch.hub.download_url_to_file(url, str(tmp), progress=progress)
+                break
+            except (OSError, http.client.HTTPException) as e:
+                if attempt == _DOWNLOAD_TRIES or not _transient(e):
+                    raise
+                _logger.warning("downloading %s failed (%s); trying again (%d of %d)", url, e, attempt + 1,
+                                _DOWNLOAD_TRIES)
+                time.sleep(attempt)
         actual = sha256_file(tmp)
         if actual != weights.sha256:
-            raise CheckpointError(f"sha256 mismatch for weights {weights.name} downloaded from {weights.url}: "
+            raise CheckpointError(f"sha256 mismatch for weights {weights.name} downloaded from {url}: "
                                   f"expected {weights.sha256}, got {actual}; the download was discarded")
         os.replace(tmp, dst)
     except (OSError, ValueError, http.client.HTTPException) as e:  # URLError and HTTPError are OSErrors
-        raise _not_found(weights, f"downloading {weights.url} failed ({e})") from e
+        raise _not_found(weights, f"downloading {url} failed ({e})") from e
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return dst
 
 
-def _locate(weights: Weights, *, download: bool = True, progress: bool = True) -> tuple[Path, str]:
-    """The first place holding ``weights``' file (not yet verified), downloading it when allowed."""
+def _on_disk(weights: Weights) -> tuple[Path, str] | None:
+    """The first place holding ``weights``' file by name (not verified), or None."""
     for folder in weights_dirs():
         if (folder / weights.file_name).is_file():
             return folder / weights.file_name, "weights_dir"
     if _cache_path(weights).is_file():
         return _cache_path(weights), "cache"
-    if weights.url is None:
-        raise _not_found(weights, "it has no download URL")
+    return None
+
+
+def _locate(weights: Weights, *, download: bool = True, progress: bool = True) -> tuple[Path, str]:
+    """The first place holding ``weights``' file (not yet verified), downloading it when allowed."""
+    found = _on_disk(weights)
+    if found is not None:
+        return found
+    url = download_url(weights)
+    if url is None:
+        raise _not_found(weights, "it has no download URL (zoo has no public host for its files yet)")
     if not download:
         raise _not_found(weights, "downloading is off")
-    return _download(weights, progress), "download"
+    return _download(weights, url, progress), "download"
+
+
+def where(weights: Weights) -> tuple[str, Path | None]:
+    """Where ``weights``' file is now, without downloading or hashing.
+
+    ``("weights_dir", path)``, ``("cache", path)``, ``("remote", None)`` when only a download URL
+    has it, or ``("missing", None)``.
+    """
+    found = _on_disk(weights)
+    if found is not None:
+        return found[1], found[0]
+    return ("remote" if download_url(weights) else "missing"), None
+
+
+def download(weights: Weights, *, to: PathLike | None = None, progress: bool = True) -> Path:
+    """Make ``weights``' file available and verified; with ``to``, also copy it to ``to/<file_name>``.
+
+    ``to`` prepares a folder for an offline machine (use it there as ``$ZOO_WEIGHTS_DIR``). Returns
+    the verified file (the copy when ``to`` is given).
+    """
+    path = resolve(weights, weights.arch, progress=progress).path
+    if to is None:
+        return path
+    dst = Path(to).expanduser() / weights.file_name
+    if dst.resolve() != path.resolve():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(dst, path.read_bytes())
+    actual = sha256_file(dst)
+    if actual != weights.sha256:
+        raise _mismatch(weights, dst, actual)
+    return dst
+
+
+def verify_files() -> list[dict[str, Any]]:
+    """Re-hash every released file on this machine: the weights folders and the cache.
+
+    One row per file: ``name`` (the weights it holds, or None for a cache file no entry names),
+    ``path``, ``ok`` (its sha256 is the registered one; a cache file's name is its sha256).
+    """
+    rows = []
+    by_sha = {w.sha256: w for w in all_weights()}
+    for w in all_weights():
+        for folder in weights_dirs():
+            path = folder / w.file_name
+            if path.is_file():
+                rows.append({"name": w.name, "path": str(path), "ok": sha256_file(path) == w.sha256})
+    cache = cache_dir()
+    for path in sorted(cache.glob(f"*{SAFETENSORS_SUFFIX}")) if cache.is_dir() else []:
+        sha = path.name[: -len(SAFETENSORS_SUFFIX)]
+        known = by_sha.get(sha)
+        rows.append({"name": known.name if known else None, "path": str(path), "ok": sha256_file(path) == sha})
+    return rows
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -514,7 +533,7 @@ def _lookup(spec: str, arch: str) -> Weights | None:
     for w in available:
         if spec in (w.name, w.tag):
             return w
-    other = next((w for w in _all_weights() if w.name == spec), None)
+    other = next((w for w in all_weights() if w.name == spec), None)
     if other is not None:
         raise CheckpointError(f"weights {spec} are for {other.arch}, model is {arch}")
     if Path(spec).expanduser().is_file():

@@ -23,8 +23,8 @@ from typing import Union
 import torch
 import torch.nn as nn
 
+from ..metadata import Metrics, Weights
 from ..registry import register_model
-from ..weights import Metrics, Weights
 
 __all__ = ["ConvNet"]
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..metadata import Metrics, Weights
 from ..registry import register_model
-from ..weights import Metrics, Weights
 
 __all__ = ["FastNet"]
 

@@ -16,8 +16,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ..metadata import Metrics, Weights
 from ..registry import register_model
-from ..weights import Metrics, Weights
 
 __all__ = ["MLP"]
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..metadata import Metrics, Weights
 from ..registry import register_model
-from ..weights import Metrics, Weights
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck"]
 

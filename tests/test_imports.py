@@ -1,0 +1,66 @@
+"""The shape of the package: which modules import which (read from the source, lazy imports included)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "zoo"
+
+
+def _graph() -> dict[str, set[str]]:
+    """zoo module -> the zoo modules it imports anywhere in its source (function-level imports too)."""
+    files = {".".join(f.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): f
+             for f in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, f in files.items():
+        package = name if f.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: from . import x, from ..weights import y
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                for alias in node.names:
+                    deps.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else base)
+            elif isinstance(node, ast.Import):
+                deps.update(alias.name for alias in node.names)
+        graph[name] = {d for d in deps if d in files and d != name}
+    return graph
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for dep in graph[todo.pop()] - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
+def test_metadata_layer_imports_only_metadata() -> None:
+    graph = _graph()
+    assert _reachable(graph, "zoo.specs") == {"zoo.errors"}
+    assert _reachable(graph, "zoo.metadata") == {"zoo.errors", "zoo.specs"}
+    assert _reachable(graph, "zoo.registry") == {"zoo.errors", "zoo.specs", "zoo.metadata"}
+    for model_file in (m for m in graph if m.startswith("zoo.models.")):  # no loaders, files or downloads
+        assert not _reachable(graph, model_file) & {"zoo.weights", "zoo.data", "zoo.builder"}, model_file
+
+
+def test_registry_and_weights_are_in_no_cycle() -> None:
+    graph = _graph()
+    for module in ("zoo.registry", "zoo.weights", "zoo.metadata", "zoo.specs"):
+        assert module not in _reachable(graph, module), f"{module} imports itself through others"
+
+
+def test_metadata_modules_load_without_torch() -> None:
+    code = ("import sys, importlib.util, pathlib\n"  # load the files alone, bypassing zoo/__init__ (which builds models)
+            "pkg = pathlib.Path(sys.argv[1])\n"
+            "import types; sys.modules['zoo'] = types.ModuleType('zoo'); sys.modules['zoo'].__path__ = [str(pkg)]\n"
+            "import zoo.metadata, zoo.specs\n"
+            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)\n")
+    subprocess.run([sys.executable, "-c", code, str(PACKAGE)], check=True)

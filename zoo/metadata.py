@@ -1,0 +1,87 @@
+"""What a released checkpoint is: the ``Weights`` and ``Metrics`` records (data only, no I/O).
+
+Model files list their released checkpoints with these records; ``zoo.registry`` owns the lookup
+(``list_weights``, ``get_weights``) and ``zoo.weights`` the file format, finding and loading.
+Importing this module pulls in neither torch nor safetensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidArgumentError
+from .specs import get_dataset_spec
+
+__all__ = ["Metrics", "Weights", "SAFETENSORS_SUFFIX", "STORAGE_DTYPES"]
+
+SAFETENSORS_SUFFIX = ".safetensors"
+STORAGE_DTYPES = ("float32", "float16")  # how a released file may store its tensors
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
+    """Scores of a checkpoint, measured from the stored file on the whole ``split`` (``num_images`` images).
+
+    ``top1``/``top5`` are accuracies in percent; ``top5`` is None when there are fewer than 5 classes.
+    """
+
+    top1: float
+    top5: float | None
+    loss: float
+    split: str = "test"
+    num_images: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """One released checkpoint of ``arch``, named ``arch.tag``; how it was made and what it scores.
+
+    ``num_classes``, ``classes``, ``input_size``, ``mean`` and ``std`` default to the dataset's
+    (``zoo.data.DATASETS``); an entry gives them only where its checkpoint differs.
+    """
+
+    arch: str
+    tag: str
+    file_name: str
+    sha256: str
+    dataset: str
+    metrics: Metrics
+    num_params: int
+    gflops: float
+    recipe: str
+    train_time_s: float
+    hardware: str
+    file_size: int
+    dtype: str = "float32"
+    licence: str = "MIT"
+    url: str | None = None
+    num_classes: int = 0  # 0: the dataset's
+    classes: tuple[str, ...] = ()  # (): the dataset's, and so on below
+    input_size: tuple[int, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        spec = get_dataset_spec(self.dataset)
+        if not self.num_classes:
+            object.__setattr__(self, "num_classes", spec.num_classes)
+        for name in ("classes", "input_size", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)) or tuple(getattr(spec, name)))
+        if "." in self.arch or not self.tag:
+            raise InvalidArgumentError(f"weights need an arch without dots and a tag, got {self.arch!r}.{self.tag!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise InvalidArgumentError(f"weights {self.name}: sha256 must be 64 lowercase hex digits")
+        if self.dtype not in STORAGE_DTYPES:
+            raise InvalidArgumentError(f"weights {self.name}: dtype must be one of {', '.join(STORAGE_DTYPES)}")
+        if not self.file_name.endswith(SAFETENSORS_SUFFIX) or "/" in self.file_name:
+            raise InvalidArgumentError(f"weights {self.name}: file_name must be a bare *{SAFETENSORS_SUFFIX} name")
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.tag}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(dataclasses.asdict(self), name=self.name)
