@@ -22,7 +22,15 @@ def test_list_json_has_all_models_with_matching_counts() -> None:
     assert code == 0
     models = json.loads(out)
     assert len(models) >= 30
-    assert all(m["params"] == m["expected_params"] for m in models)
+    assert all(m["params"] > 0 and m["gflops"] > 0 for m in models)  # recorded figures (test_models checks them)
+    code, out = _run("list", "--pretrained", "--json")
+    pretrained = {m["name"]: m for m in json.loads(out)}
+    assert code == 0 and pretrained["resnet20"]["top1"] == pretrained["resnet20"]["weights"][0]["top1"] > 90
+    assert all(m["weights"] for m in pretrained.values())
+    code, out = _run("list", "--pretrained")
+    assert code == 0 and "resnet20.cifar10" in out and "top-1" in out
+    code, out = _run("info", "resnet20.cifar10", "--json")
+    assert code == 0 and json.loads(out)["metrics"]["top1"] == pretrained["resnet20"]["top1"]
 
 
 def test_list_table_and_pattern() -> None:

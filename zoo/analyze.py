@@ -43,14 +43,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .builder import create
 from .augment import augment_flip_crop
+from .builder import create
 from .data import Split, batches, get_dataset_spec, load_split
 from .errors import InvalidArgumentError
 from .evaluate import resolve_device
-from .registry import get_entry
-from .machine import hardware_description
 from .fileio import atomic_write_text, strict_json
+from .machine import hardware_description
+from .registry import get_entry
 
 __all__ = ["LandscapeConfig", "PRESETS", "landscape_config", "RunTrace", "LandscapeResult", "run_landscape",
            "summarize", "landscape_figures", "redraw_landscape"]

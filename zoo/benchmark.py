@@ -42,8 +42,17 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn as nn
 
-from .backends import (EXPORTED, Prepared, Runner, auto_rule, cpu_has_bf16, missing_dependency, parse_backend,
-                       prepare, resolve_auto)
+from .backends import (
+    EXPORTED,
+    Prepared,
+    Runner,
+    auto_rule,
+    cpu_has_bf16,
+    missing_dependency,
+    parse_backend,
+    prepare,
+    resolve_auto,
+)
 from .errors import InvalidArgumentError, summarize
 from .fileio import atomic_write_text
 from .machine import device_name
@@ -253,9 +262,10 @@ class BenchReport:
 def _build_model(name: str, seed: int) -> tuple[nn.Module, tuple[int, ...], float]:
     """The model (eval, CPU), its input size and its GFLOPs per image."""
     from .builder import count_flops, create, model_info
+    from .registry import parse_model_name
 
     torch.manual_seed(seed)
-    if name.startswith("timm/"):
+    if parse_model_name(name)[0] == "timm":
         model = create(name, num_classes=10).eval()
         input_size = (3, 32, 32)
         return model, input_size, count_flops(model, input_size) / 1e9

@@ -17,11 +17,12 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .specs import get_dataset_spec
 from .errors import InvalidArgumentError
-from .registry import get_entry
+from .metadata import Weights, data_config
+from .registry import get_entry, parse_model_name
+from .specs import get_dataset_spec
 
-__all__ = ["create", "model_info", "ModelInfo", "LayerRow", "layer_summary", "count_params", "count_flops"]
+__all__ = ["create", "pretrained_cfg", "model_info", "ModelInfo", "LayerRow", "layer_summary", "count_params", "count_flops"]
 
 _logger = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
         **kwargs: options of the model's builder (e.g. ``dropout``); an unknown one raises.
             Options that are ``None`` are dropped, so a CLI can pass its options straight through.
     """
-    if name.startswith("timm/"):
+    source, bare = parse_model_name(name)
+    if source == "timm":
         from .timm_interop import create_timm
 
-        return create_timm(name[len("timm/"):], num_classes=num_classes, in_chans=in_chans, **kwargs)
+        return create_timm(bare, num_classes=num_classes, in_chans=in_chans, **kwargs)
     entry = get_entry(name)
     options = {k: v for k, v in dict(kwargs, num_classes=num_classes, in_chans=in_chans).items() if v is not None}
     accepted = _accepted_kwargs(entry.fn)
@@ -60,11 +62,33 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
             f"{name} does not accept {', '.join(unknown)}; its options are: {', '.join(accepted)}"
         )
     model = entry.fn(**options)
+    loaded = None
     if weights is not None:
         from .weights import load_into
 
-        load_into(model, name, weights)
+        # num_classes with weights is fine-tuning: a classifier of another size starts fresh (logged)
+        head = getattr(model, "classifier_path", None) if num_classes is not None else None
+        loaded = load_into(model, name, weights, new_head=head)
+    model.pretrained_cfg = pretrained_cfg(name, model, loaded)
     return model
+
+
+def pretrained_cfg(name: str, model: nn.Module, weights: Weights | None = None) -> dict[str, Any]:
+    """What ``create`` attaches to every model as ``model.pretrained_cfg`` (timm's name for it).
+
+    The data config (``zoo.metadata.data_config``) of the loaded weights, else of the model's dataset,
+    with the model's actual class count, the names of its first layer and its classifier, and the
+    loaded weights' name and sha256 (None without registered weights).
+    """
+    entry = get_entry(name)
+    cfg = data_config(weights if weights is not None else get_dataset_spec(entry.dataset))
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(head, nn.Linear) and head.out_features != cfg["num_classes"]:  # fine-tuned: the classes are new
+        cfg.update(num_classes=head.out_features, classes=())
+    first = next((n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))), "")
+    return {**cfg, "architecture": name, "first_conv": first, "classifier": getattr(model, "classifier_path", ""),
+            "weights": weights.name if weights is not None else None,
+            "sha256": weights.sha256 if weights is not None else None}
 
 
 def count_params(model: nn.Module) -> int:

@@ -36,6 +36,15 @@ def _table(rows: list[list[str]], headers: list[str], right: set[int] = frozense
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+threads_option = click.option("--threads", type=click.IntRange(min=1, max=1024),
+                              help="CPU threads for torch (default: torch's choice).")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 class _Path(click.Path):
@@ -86,26 +95,40 @@ verbose_option = click.option("-v", "--verbose", is_flag=True, expose_value=Fals
 @click.option("--pretrained", is_flag=True, help="Only models with released weights.")
 @json_option
 def list_cmd(pattern: str, dataset: str | None, pretrained: bool, as_json: bool) -> None:
-    """List registered models matching PATTERN (fnmatch wildcards, e.g. 'resnet*')."""
-    infos = [zoo.model_info(n) for n in zoo.list_models(pattern, dataset=dataset, pretrained=pretrained)]
+    """List registered models matching PATTERN (fnmatch wildcards, e.g. 'resnet*'); --pretrained: their checkpoints."""
+    from .registry import get_entry
+
+    models = [get_entry(n).summary() for n in zoo.list_models(pattern, dataset=dataset, pretrained=pretrained)]
     if as_json:
-        _emit_json([i.to_dict() for i in infos])
+        _emit_json(models)
         return
-    if not infos:
-        click.echo(f"no model matches {pattern!r}")
+    if not models:
+        click.echo(f"no {'pretrained ' if pretrained else ''}model matches {pattern!r}")
         return
-    rows = [[i.name, f"{i.params:,}", f"{i.gflops:.4f}", i.dataset, i.source, ", ".join(i.weights) or "-"]
-            for i in infos]
-    click.echo(_table(rows, ["name", "params", "GFLOPs", "dataset", "source", "weights"], right={1, 2}))
-    click.echo(f"\n{len(infos)} models. GFLOPs: one {'/'.join('x'.join(map(str, s)) for s in sorted({i.input_size for i in infos}))}"
-               " input, FLOPs = 2 x MACs (see `zoo info NAME`).")
+    if pretrained:  # one row per released checkpoint: the numbers users choose by
+        rows = [[w["name"], w["dataset"], f"{w['top1']:.2f}", "-" if w["top5"] is None else f"{w['top5']:.2f}",
+                 f"{m['params']:,}", f"{m['gflops']:.4f}", f"{w['file_size'] / 1e6:.1f} MB"]
+                for m in models for w in m["weights"]]
+        click.echo(_table(rows, ["weights", "dataset", "top-1", "top-5", "params", "GFLOPs", "size"],
+                          right={2, 3, 4, 5, 6}))
+        click.echo(f"\n{len(rows)} checkpoints; top-1/top-5 (%) measured from the stored file on the full test split.")
+        return
+    rows = [[m["name"], f"{m['params']:,}", f"{m['gflops']:.4f}", m["dataset"],
+             "-" if m["top1"] is None else f"{m['top1']:.2f}", m["source"]] for m in models]
+    click.echo(_table(rows, ["name", "params", "GFLOPs", "dataset", "top-1", "source"], right={1, 2, 4}))
+    sizes = "/".join("x".join(map(str, s)) for s in sorted({tuple(m["input_size"]) for m in models}))
+    click.echo(f"\n{len(models)} models. GFLOPs: one {sizes} input, FLOPs = 2 x MACs; top-1: the default "
+               f"checkpoint's (`zoo list --pretrained` for all; `zoo info NAME` for a card).")
 
 
 @cli.command("info")
 @click.argument("name")
 @json_option
 def info_cmd(name: str, as_json: bool) -> None:
-    """Show the model card of NAME."""
+    """Show the model card of NAME, or the checkpoint card of NAME=arch.tag (e.g. resnet20.cifar10)."""
+    if "." in name:
+        _weights_card(zoo.get_weights(name), as_json)
+        return
     info = zoo.model_info(name)
     layers = zoo.layer_summary(name)
     if as_json:
@@ -133,6 +156,27 @@ def info_cmd(name: str, as_json: bool) -> None:
     click.echo("\nlayers:")
     rows = [[r.name, r.type, "x".join(map(str, r.output_shape[1:])), f"{r.params:,}"] for r in layers]
     click.echo(_table(rows, ["layer", "type", "output", "params"], right={3}))
+
+
+def _weights_card(w: Any, as_json: bool) -> None:
+    from .weights import where
+
+    place, path = where(w)
+    if as_json:
+        _emit_json({**w.to_dict(), "where": place, "path": str(path) if path else None})
+        return
+    m = w.metrics
+    top5 = "" if m.top5 is None else f", top-5 {m.top5:.2f}%"
+    click.echo("\n".join([
+        f"{w.name}  (weights of {w.arch}; zoo.create({w.arch!r}, weights={w.name!r}))",
+        f"  scores:        top-1 {m.top1:.2f}%{top5}, loss {m.loss:.4f} on the {w.dataset} {m.split} split "
+        f"({m.num_images:,} images), measured from the stored file",
+        f"  input:         {'x'.join(map(str, w.input_size))}, mean {w.mean}, std {w.std}; {w.num_classes} classes",
+        f"  model:         {w.num_params:,} parameters, {w.gflops:.4f} GFLOPs",
+        f"  recipe:        {w.recipe} (`zoo recipes {w.recipe}`), {w.train_time_s / 60:.1f} min on {w.hardware}",
+        f"  file:          {w.file_name} ({w.dtype}, {w.file_size / 1e6:.1f} MB), sha256 {w.sha256}",
+        f"  where:         {place}{f' ({path})' if path else ''}; licence {w.licence}",
+    ]))
 
 
 def _csv(cast: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, str | None], tuple[Any, ...] | None]:
@@ -276,6 +320,30 @@ def _write_confusion(r: Any, path: str | None) -> bool:
     return True
 
 
+@cli.command("predict")
+@click.option("--model", "-m", "model_name", required=True, help="Registered model name (see `zoo list`).")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--weights", "-w", default="default", show_default=True,
+              help="Weight name (arch.tag), tag, or a checkpoint file.")
+@click.option("--topk", "-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@threads_option
+@json_option
+def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: int, batch_size: int, device: str,
+                threads: int | None, as_json: bool) -> None:
+    """Classify IMAGES (files or folders) with MODEL's checkpoint: top-k classes and probabilities."""
+    from .predict import predict
+
+    _set_threads(threads)
+    results = predict(model_name, list(images), weights=weights, topk=topk, batch_size=batch_size, device=device)
+    if as_json:
+        _emit_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        click.echo(f"{r.source}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r.top))
+
+
 @cli.command("export")
 @click.option("--model", "-m", "model_name", required=True)
 @click.option("--weights", "-w", help="Weight name, tag or file (default: the model's default checkpoint).")
@@ -331,6 +399,10 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
 @click.option("--model", "-m", "model_name", help="Model to train (default: the recipe's).")
 @click.option("--recipe", "-r", "recipe_name", required=True, help="Named recipe (see `zoo recipes`).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe setting (repeatable).")
+@click.option("--dataset", help="Dataset name, or an image folder (DIR/train/<class>/..., DIR/test/<class>/...) "
+              "[default: the recipe's].")
+@click.option("--init-from", help="Start from this checkpoint (weights name or file); a classifier of another size "
+              "starts fresh. Recorded in the recipe.")
 @click.option("--out", "out_dir", type=_Path(file_okay=False), help="Run directory (default: runs/<model>-<recipe>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("--tag", help="Checkpoint tag: the file is <model>.<tag>-<sha8>.safetensors (default: the dataset).")
@@ -342,14 +414,17 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
 @click.option("--threads", type=click.IntRange(min=1, max=1024), help="CPU threads for torch (default: torch's choice).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
-def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], out_dir: str | None,
-              resume: bool, tag: str | None, save_dtype: str | None, data_dir: str | None, device: str,
-              max_minutes: float | None, threads: int | None, progress: bool, as_json: bool) -> None:
+def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], dataset: str | None,
+              init_from: str | None, out_dir: str | None, resume: bool, tag: str | None, save_dtype: str | None,
+              data_dir: str | None, device: str, max_minutes: float | None, threads: int | None, progress: bool,
+              as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
     from .recipes import parse_overrides, resolve_recipe
     from .train import train
 
-    recipe = resolve_recipe(recipe_name, parse_overrides(overrides), model=model_name)
+    changes = parse_overrides(overrides)
+    changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from)) if v is not None})
+    recipe = resolve_recipe(recipe_name, changes, model=model_name)
     out_dir = out_dir or os.path.join("runs", f"{recipe.model}-{recipe.name}")
     r = train(recipe, out_dir=out_dir, data_dir=data_dir, resume=resume, device=device, tag=tag,
               progress=progress and not as_json, save_dtype=save_dtype, max_minutes=max_minutes, threads=threads)

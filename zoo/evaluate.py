@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from .builder import create
 from .data import Split, batches, get_dataset_spec, load_for_eval
 from .errors import InvalidArgumentError, ZooError, summarize
-from .registry import get_entry
+from .folders import is_image_folder, load_image_folder
+from .registry import get_entry, parse_model_name
 
 __all__ = ["EvalResult", "evaluate", "evaluate_model", "resolve_device"]
 
@@ -192,8 +193,9 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
 
     if backend != "auto":
         parse_backend(backend)  # an unknown name fails here, before any work
-    entry = get_entry(name) if not name.startswith("timm/") else None
-    spec = get_dataset_spec(dataset)
+    entry = get_entry(name) if parse_model_name(name)[0] == "zoo" else None
+    folder = is_image_folder(dataset)  # an ImageFolder tree: scored at the model's own input size and statistics
+    spec = get_dataset_spec(entry.dataset if folder and entry is not None else "cifar10" if folder else dataset)
     dev = resolve_device(device)
     notes: list[str] = []
     if weights is None and entry is not None and entry.weights:
@@ -224,8 +226,13 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
         raise InvalidArgumentError(f"--mean must be finite and --std finite and positive, got mean {list(mean)} "
                                    f"and std {list(std)}")
-    data = load_for_eval(spec.name, split, data_dir=data_dir, download=download, verify=verify,
-                         allow_sample=allow_sample)
+    if folder:
+        classes = tuple(loaded.classes) if loaded is not None else spec.classes
+        data = load_image_folder(dataset, split, input_size=spec.input_size, mean=mean, std=std, classes=classes)
+        notes.append(f"image folder {data.root}: {len(data):,} images, classes {', '.join(data.dataset.classes)}")
+    else:
+        data = load_for_eval(spec.name, split, data_dir=data_dir, download=download, verify=verify,
+                             allow_sample=allow_sample)
     if data.is_sample:
         notes.append(f"{spec.name} not found: evaluated on the embedded {len(data):,}-image sample of the test "
                      "split, not the full test set")
@@ -250,7 +257,8 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
             notes.append(f"{backend} ran {setting}: bf16 arithmetic, whose top-1 can differ from fp32 by a few "
                          "images; --backend eager gives the exact fp32 result")
     recorded = None
-    if (loaded is not None and loaded.dataset == spec.name and split == loaded.metrics.split and not data.is_sample
+    if (loaded is not None and not folder and loaded.dataset == spec.name and split == loaded.metrics.split
+            and not data.is_sample
             and limit is None and tuple(mean) == tuple(loaded.mean) and tuple(std) == tuple(loaded.std)):
         recorded = loaded.metrics.top1
         delta = metrics["top1"] - recorded
@@ -258,9 +266,9 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                      + ("this run reproduces it exactly" if delta == 0 else f"this run differs by {delta:+.2f}"))
     sha = getattr(loaded, "sha256", None)
     return EvalResult(
-        model=name, dataset=spec.name, split=split, is_sample=data.is_sample,
+        model=name, dataset=data.dataset.name, split=split, is_sample=data.is_sample,
         data_verification=data.verification, weights=loaded.name if loaded is not None else weights,
-        weights_sha256=sha, weights_note=weights_note, classes=list(spec.classes), mean=list(mean),
+        weights_sha256=sha, weights_note=weights_note, classes=list(data.dataset.classes), mean=list(mean),
         std=list(std), batch_size=batch_size, device=str(dev), notes=notes, backend=backend, setting=setting,
         parity=parity, recorded_top1=recorded, **metrics,
     )

@@ -237,8 +237,8 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     when parity fails; the file at ``out`` is then left as it was.
     """
     from .builder import create
-    from .specs import get_dataset_spec
     from .registry import get_entry
+    from .specs import get_dataset_spec
     from .weights import load_into
 
     if fmt not in FORMATS:

@@ -15,7 +15,7 @@ from typing import Any
 from .errors import InvalidArgumentError
 from .specs import get_dataset_spec
 
-__all__ = ["Metrics", "Weights", "SAFETENSORS_SUFFIX", "STORAGE_DTYPES"]
+__all__ = ["Metrics", "Weights", "SAFETENSORS_SUFFIX", "STORAGE_DTYPES", "data_config"]
 
 SAFETENSORS_SUFFIX = ".safetensors"
 STORAGE_DTYPES = ("float32", "float16")  # how a released file may store its tensors
@@ -85,3 +85,41 @@ class Weights:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(dataclasses.asdict(self), name=self.name)
+
+    def data_config(self) -> dict[str, Any]:
+        """The preprocessing this checkpoint expects (see ``zoo.metadata.data_config``)."""
+        return data_config(self)
+
+    def transforms(self) -> Any:
+        """A torchvision-style callable: PIL image, uint8 tensor or array -> the normalised float tensor this
+        checkpoint expects (``zoo.transforms.make_transform``; other image sizes are resized, and it says so)."""
+        from .transforms import make_transform  # torchvision, only when asked for
+
+        return make_transform(self.data_config())
+
+
+def data_config(source: Any) -> dict[str, Any]:
+    """The data config of a checkpoint, a model or a dataset, in timm's ``pretrained_cfg`` vocabulary.
+
+    ``source`` is a ``Weights``, a model that ``zoo.create`` built (it carries ``pretrained_cfg``), a
+    ``DatasetSpec`` or a dataset name. Keys: ``input_size`` (C, H, W), ``mean``, ``std``, ``num_classes``,
+    ``classes``, ``interpolation``, ``crop_pct`` and ``crop_mode`` (zoo's images are used whole: no crop).
+    """
+    cfg = getattr(source, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and "input_size" in cfg:
+        return {k: cfg[k] for k in _DATA_KEYS if k in cfg}
+    if isinstance(source, Weights):
+        spec: Any = source
+    elif isinstance(source, str):
+        spec = get_dataset_spec(source)
+    elif all(hasattr(source, k) for k in ("input_size", "mean", "std", "num_classes", "classes")):
+        spec = source
+    else:
+        raise InvalidArgumentError(f"no data config for a {type(source).__name__}: pass a Weights, a model built by "
+                                   f"zoo.create, a DatasetSpec or a dataset name")
+    return {"input_size": tuple(spec.input_size), "mean": tuple(spec.mean), "std": tuple(spec.std),
+            "num_classes": spec.num_classes, "classes": tuple(spec.classes), "interpolation": "bilinear",
+            "crop_pct": 1.0, "crop_mode": "center"}
+
+
+_DATA_KEYS = ("input_size", "mean", "std", "num_classes", "classes", "interpolation", "crop_pct", "crop_mode")

@@ -60,6 +60,7 @@ class Recipe:
     seed: int = 0
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)
     train_limit: int = 0  # train on the first N training images only (0 = all); for quick runs and studies
+    init_from: str = ""  # start from this checkpoint (weights name or file); a classifier of another size starts fresh
     source: str = ""  # where the recipe comes from (a report and its section, or "zoo")
 
     def __post_init__(self) -> None:

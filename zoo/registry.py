@@ -4,13 +4,19 @@ It knows nothing about models: a dict from name to ``ModelEntry``, a ``register_
 decorator, and lookups. Model files register themselves on import (``zoo.models``), each with its
 released checkpoints (``zoo.metadata.Weights``); ``list_weights`` and ``get_weights`` look those up.
 Finding, verifying and loading the files is ``zoo.weights``' job, a layer above.
+
+The first lookup loads zoo's model files by name (``importlib``, as plugins are discovered): they
+import this module, this module never imports them, and ``import zoo`` stays free of torch until a
+model is needed.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -21,7 +27,7 @@ from .specs import get_dataset_spec
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["ModelEntry", "register_model", "get_entry", "list_models", "registered_names", "list_weights",
+__all__ = ["ModelEntry", "register_model", "parse_model_name", "get_entry", "list_models", "registered_names", "list_weights",
            "get_weights"]
 
 
@@ -29,7 +35,9 @@ __all__ = ["ModelEntry", "register_model", "get_entry", "list_models", "register
 class ModelEntry:
     """A registered architecture and what its source says about it.
 
-    ``expected_params`` is the exact count the built model must have (the test suite checks it).
+    ``expected_params`` is the exact count the built model must have, ``expected_flops`` the FLOPs of
+    one forward pass at the dataset's input size (the test suite checks both; listings show them
+    without building the model).
     ``reported_params`` is the source's own figure when it differs (a rounding or an arithmetic
     slip), and ``params_note`` says why.
     """
@@ -40,6 +48,7 @@ class ModelEntry:
     source: str
     dataset: str
     expected_params: int
+    expected_flops: int = 0  # FLOPs of one forward pass at the dataset's input size (zoo.builder.count_flops)
     reported_params: int | None = None
     params_note: str = ""
     description: str = ""
@@ -49,6 +58,17 @@ class ModelEntry:
     @property
     def input_size(self) -> tuple[int, ...]:
         return get_dataset_spec(self.dataset).input_size
+
+    def summary(self) -> dict[str, object]:
+        """What listings show, from the recorded figures (nothing is built): the counts the tests check,
+        the source, and each released checkpoint with its scores (``top1``/``top5``: the default's)."""
+        weights = [{"name": w.name, "dataset": w.dataset, "top1": w.metrics.top1, "top5": w.metrics.top5,
+                    "file_size": w.file_size, "dtype": w.dtype} for w in self.weights]
+        return {"name": self.name, "family": self.family, "dataset": self.dataset, "input_size": self.input_size,
+                "params": self.expected_params, "gflops": self.expected_flops / 1e9, "source": self.source,
+                "reported_params": self.reported_params, "reported_accuracy": self.reported_accuracy,
+                "top1": weights[0]["top1"] if weights else None, "top5": weights[0]["top5"] if weights else None,
+                "weights": weights}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -60,6 +80,7 @@ def register_model(
     source: str,
     dataset: str,
     expected_params: int,
+    expected_flops: int = 0,
     reported_params: int | None = None,
     params_note: str = "",
     reported_accuracy: float | None = None,
@@ -80,6 +101,7 @@ def register_model(
             source=source,
             dataset=dataset,
             expected_params=expected_params,
+            expected_flops=expected_flops,
             reported_params=reported_params,
             params_note=params_note,
             description=" ".join(doc.split()),
@@ -91,18 +113,35 @@ def register_model(
     return decorator
 
 
+TIMM_SOURCE = "timm/"
+
+
+def parse_model_name(name: str) -> tuple[str, str]:
+    """``("timm", "resnet18")`` for ``"timm/resnet18"`` (a timm architecture), else ``("zoo", name)``."""
+    if name.startswith(TIMM_SOURCE):
+        return "timm", name[len(TIMM_SOURCE):]
+    return "zoo", name
+
+
 def _natural_key(name: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _entries() -> dict[str, ModelEntry]:
+    """The registry, after zoo's own model files have registered themselves."""
+    if "zoo.models" not in sys.modules:
+        importlib.import_module("zoo.models")
+    return _REGISTRY
+
+
 def registered_names() -> list[str]:
-    return sorted(_REGISTRY, key=_natural_key)
+    return sorted(_entries(), key=_natural_key)
 
 
 def get_entry(name: str) -> ModelEntry:
     """Return the entry of ``name``; an unknown name raises with the closest matches."""
     try:
-        return _REGISTRY[name]
+        return _entries()[name]
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=5, cutoff=0.5)
         hint = f"; did you mean: {', '.join(close)}?" if close else "; see `zoo list`"

@@ -66,9 +66,11 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
     def fn(pretrained: bool = False, **kwargs: Any) -> nn.Module:
         from .builder import create
 
-        for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        tag = kwargs.pop("pretrained_cfg", None)  # timm passes the tag of "zoo_resnet20.cifar10" here
+        for key in ("pretrained_cfg_overlay", "cache_dir"):
             kwargs.pop(key, None)
-        return create(name, weights="default" if pretrained else None, **kwargs)
+        weights = (f"{name}.{tag}" if isinstance(tag, str) and tag else "default") if pretrained else None
+        return create(name, weights=weights, **kwargs)  # the model carries pretrained_cfg (zoo.builder)
 
     fn.__name__ = f"{TIMM_PREFIX}{name}"
     fn.__qualname__ = fn.__name__
@@ -77,17 +79,48 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
     return fn
 
 
+# timm reads the pretrained configs of a module's entry points from its ``default_cfgs`` when they register.
+default_cfgs: dict[str, Any] = {}
+
+
+def _default_cfg(entry: Any) -> Any:
+    """timm's ``DefaultCfg`` for a zoo model: one tag per released checkpoint, the first the default.
+
+    ``file`` names the released file: zoo loads (and verifies) it; timm's own loader is never used.
+    """
+    from collections import deque
+
+    from timm.models import PretrainedCfg
+    from timm.models._registry import DefaultCfg
+
+    from .metadata import data_config
+
+    cfgs = {}
+    for w in entry.weights:
+        c = data_config(w)
+        cfgs[w.tag] = PretrainedCfg(file=w.file_name, input_size=c["input_size"], mean=c["mean"], std=c["std"],
+                                    num_classes=c["num_classes"], interpolation=c["interpolation"],
+                                    crop_pct=c["crop_pct"], crop_mode=c["crop_mode"], license=w.licence,
+                                    description=f"zoo {w.name}: top-1 {w.metrics.top1:.2f}% ({w.dataset} test)",
+                                    label_names=c["classes"])
+    return DefaultCfg(tags=deque(cfgs), cfgs=cfgs)
+
+
 def register_with_timm() -> list[str]:
-    """Register every zoo model with timm as ``zoo_<name>``; idempotent. Returns the timm names."""
+    """Register every zoo model with timm as ``zoo_<name>``, with its released checkpoints as pretrained
+    tags (``timm.list_models("zoo_*", pretrained=True)``); idempotent. Returns the timm names."""
     import timm
     from timm.models import register_model
 
-    from .registry import registered_names
+    from .registry import get_entry, registered_names
 
     names = []
     for name in registered_names():
         timm_name = f"{TIMM_PREFIX}{name}"
         if not timm.is_model(timm_name):
+            entry = get_entry(name)
+            if entry.weights:
+                default_cfgs[timm_name] = _default_cfg(entry)
             register_model(_entrypoint(name))
         names.append(timm_name)
     return names

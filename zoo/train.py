@@ -32,14 +32,17 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .builder import count_flops, count_params, create
 from .augment import augment_flip_crop, cutout
+from .builder import count_flops, count_params, create
 from .data import Split, batches, load_split
-from .errors import InvalidArgumentError, ZooError, summarize
-from .fileio import atomic_path, atomic_write_text, check_name
+from .errors import DatasetError, InvalidArgumentError, ZooError, summarize
 from .evaluate import evaluate, resolve_device
+from .fileio import atomic_path, atomic_write_text, check_name
+from .folders import is_image_folder, load_image_folder
 from .machine import hardware_description
 from .recipes import Recipe
+from .registry import get_entry
+from .specs import DatasetSpec, get_dataset_spec
 from .weights import load_into, save_checkpoint, sha256_file
 
 __all__ = ["train", "TrainResult", "lr_at"]
@@ -372,16 +375,19 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         if not resume and state_path.exists():
             raise InvalidArgumentError(f"{out} already holds a run (state.pt): pass --resume to continue it, "
                                        f"or choose another --out")
-        train_data = load_split(recipe.dataset, "train", data_dir=data_dir, verify=verify)
+        train_data, test_data = _load_data(recipe, data_dir, verify)
         if recipe.train_limit:
             train_data = dataclasses.replace(train_data, images=train_data.images[:recipe.train_limit],
                                              labels=train_data.labels[:recipe.train_limit])
-        test_data = load_split(recipe.dataset, "test", data_dir=data_dir, verify=verify)
         spec = train_data.dataset
+        tag = check_name(tag or spec.name, "tag (the dataset's name by default; pass --tag)")
         torch.manual_seed(recipe.seed)
         model = create(recipe.model, num_classes=spec.num_classes)
+        if recipe.init_from:  # fine-tuning: every tensor from the checkpoint, a fresh classifier if the classes differ
+            load_into(model, recipe.model, recipe.init_from, new_head=getattr(model, "classifier_path", None))
         model = model.to(dev)
-        _data_init(model, train_data, recipe, dev)
+        if not recipe.init_from:  # a data-dependent start (FastNet's whitened stem) only from scratch
+            _data_init(model, train_data, recipe, dev)
         if recipe.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = _optimizer(recipe, model)
@@ -449,7 +455,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             final = model if ema is None else ema.module  # with an EMA, the average is what is stored
             if lookahead is not None:
                 final = lookahead.store_into(model)
-            result = _finish(final, recipe, spec.name, test_data, out, tag or spec.name, train_time, hardware,
+            result = _finish(final, recipe, spec, test_data, out, tag, train_time, hardware,
                              history, dev, save_dtype, ddp.world)
         ddp.barrier()
         return result if result is not None else TrainResult(str(out), "", "", recipe.to_dict(), {}, history,
@@ -458,6 +464,24 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         if lock is not None:
             lock.close()
         ddp.close()
+
+
+def _load_data(recipe: Recipe, data_dir: str | None, verify: bool) -> tuple[Split, Split]:
+    """The train and test splits: a dataset zoo knows, or an image folder (``root/train``, ``root/test``)
+    read at the model's input size with its dataset's statistics."""
+    if not is_image_folder(recipe.dataset):
+        return (load_split(recipe.dataset, "train", data_dir=data_dir, verify=verify),
+                load_split(recipe.dataset, "test", data_dir=data_dir, verify=verify))
+    base = get_dataset_spec(get_entry(recipe.model).dataset)
+    train = load_image_folder(recipe.dataset, "train", input_size=base.input_size, mean=base.mean, std=base.std)
+    test = load_image_folder(recipe.dataset, "test", input_size=base.input_size, mean=base.mean, std=base.std,
+                             classes=train.dataset.classes)
+    if test.dataset.classes != train.dataset.classes:
+        raise DatasetError(f"{recipe.dataset}: the test folders ({', '.join(test.dataset.classes)}) are not the "
+                           f"training classes ({', '.join(train.dataset.classes)})")
+    _logger.info("image folder %s: %d training and %d test images, %d classes", recipe.dataset, len(train),
+                 len(test), train.dataset.num_classes)
+    return train, test
 
 
 def _same_recipe(saved: dict[str, Any], recipe: Recipe) -> bool:
@@ -484,7 +508,7 @@ def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
     return state
 
 
-def _finish(model: nn.Module, recipe: Recipe, dataset: str, test_data: Split, out: Path, tag: str,
+def _finish(model: nn.Module, recipe: Recipe, dataset: DatasetSpec, test_data: Split, out: Path, tag: str,
             train_time: float, hardware: str, history: list[dict[str, Any]], dev: torch.device,
             save_dtype: str | None, world: int) -> TrainResult:
     """Save the final weights, then measure the stored file on the full test split."""

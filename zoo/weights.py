@@ -55,7 +55,7 @@ from .errors import CheckpointError, InvalidArgumentError, UnknownModelError, su
 from .fileio import atomic_write_bytes
 from .metadata import SAFETENSORS_SUFFIX, Metrics, Weights
 from .registry import all_weights, get_entry, get_weights, list_weights
-from .specs import get_dataset_spec
+from .specs import DatasetSpec, get_dataset_spec
 
 __all__ = [
     "FORMAT",
@@ -153,9 +153,9 @@ def _dtype_name(tensors: StateDict) -> str:
     return ",".join(names) or "none"
 
 
-def _header_metadata(arch: str, dataset: str, tensors: StateDict,
+def _header_metadata(arch: str, dataset: str | DatasetSpec, tensors: StateDict,
                      extra: Mapping[str, Any] | None) -> dict[str, str]:
-    spec = get_dataset_spec(dataset)
+    spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -182,7 +182,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_checkpoint(state_dict_or_model: nn.Module | Mapping[str, torch.Tensor], path: PathLike, *, arch: str,
-                    dataset: str, extra_metadata: Mapping[str, Any] | None = None,
+                    dataset: str | DatasetSpec, extra_metadata: Mapping[str, Any] | None = None,
                     dtype: str | torch.dtype | None = None) -> str:
     """Write a self-describing safetensors checkpoint atomically and return its sha256.
 
@@ -190,7 +190,8 @@ def save_checkpoint(state_dict_or_model: nn.Module | Mapping[str, torch.Tensor],
         state_dict_or_model: a module (its ``state_dict()`` is saved) or a state dict of tensors.
         path: destination, ending in ``.safetensors``.
         arch: the registered architecture name, checked again when the file is loaded.
-        dataset: the dataset the model was trained on; its constants go into the header.
+        dataset: the dataset the model was trained on (a name, or a ``DatasetSpec`` such as an image
+            folder's); its constants go into the header.
         extra_metadata: more header entries (e.g. ``recipe``, ``metrics``); values that are not
             strings are stored as JSON. The essentials cannot be overridden.
         dtype: ``"float16"`` to store floating tensors in half precision (integer buffers such as
@@ -606,6 +607,20 @@ def _fill_optional(expected: Mapping[str, torch.Tensor], loaded: StateDict) -> S
     return loaded
 
 
+def _keep_new_head(expected: Mapping[str, torch.Tensor], loaded: StateDict, head: str, path: Path) -> StateDict:
+    """``loaded`` with the model's own classifier tensors when the checkpoint's have other shapes."""
+    keys = [k for k in expected if k.startswith(f"{head}.")]
+    if not keys or all(k in loaded and loaded[k].shape == expected[k].shape for k in keys):
+        return loaded
+    theirs = next((loaded[k] for k in keys if k in loaded and k.endswith("weight")), None)
+    loaded = {k: t for k, t in loaded.items() if not k.startswith(f"{head}.")}
+    loaded.update({k: expected[k] for k in keys})
+    ours = expected[f"{head}.weight"].shape[0] if f"{head}.weight" in expected else "?"
+    _logger.info("classifier %s re-initialised for %s classes (the checkpoint's has %s); every other tensor loaded "
+                 "from %s", head, ours, "?" if theirs is None else theirs.shape[0], path.name)
+    return loaded
+
+
 def _check_values(expected: Mapping[str, torch.Tensor], loaded: StateDict, path: Path) -> None:
     """Refuse integer tensors (an int8-quantised file) where the model holds floats; warn about NaN or Inf."""
     ints = [f"{k} ({t.dtype})".replace("torch.", "") for k, t in loaded.items()
@@ -640,13 +655,17 @@ def _match_dtypes(expected: Mapping[str, torch.Tensor], loaded: StateDict) -> St
 
 
 def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, strict: bool = True,
-              progress: bool = True) -> Weights | None:
+              progress: bool = True, new_head: str | None = None) -> Weights | None:
     """Load the checkpoint ``spec`` names (see ``resolve``) into ``model`` and return its registered entry.
 
     A registered file's sha256 is checked on the bytes that are loaded; a zoo checkpoint written for
     another architecture is refused. With ``strict`` (the default) any missing key, unexpected key or
     shape mismatch raises ``CheckpointError`` naming every one; with ``strict=False`` they are logged as
     a warning and the matching tensors are loaded.
+
+    ``new_head`` (the dotted name of the model's final Linear) is for fine-tuning: when the checkpoint's
+    tensors for that module have other shapes (another number of classes), the model keeps its own
+    freshly initialised classifier and every other tensor is loaded, strictly; this is logged.
     """
     resolved = _find(spec, arch, progress)
     path, weights = resolved.path, resolved.weights
@@ -658,6 +677,8 @@ def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, st
     _check_header(metadata, arch, path)
     expected = model.state_dict()
     loaded = _fill_optional(expected, loaded)
+    if new_head is not None:
+        loaded = _keep_new_head(expected, loaded, new_head, path)
     problems = _mismatches(expected, loaded)
     if problems and strict:
         raise CheckpointError(f"{path} does not fit {arch}: {'; '.join(problems)}")

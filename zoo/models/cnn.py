@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from ..metadata import Metrics, Weights
 from ..registry import register_model
+from ._head import ClassifierMixin, run_head
 
 __all__ = ["ConvNet"]
 
@@ -144,7 +145,7 @@ _CFGS: dict[str, tuple[list[Spec], list[Spec]]] = {
 }
 
 
-class ConvNet(nn.Module):
+class ConvNet(ClassifierMixin, nn.Module):
     """``features`` (convs, pools, norms) -> flatten -> ``classifier`` (linear layers)."""
 
     def __init__(self, features: list[Spec], classifier: list[Spec], *, in_size: tuple[int, int, int],
@@ -191,9 +192,16 @@ class ConvNet(nn.Module):
                 raise ValueError(f"unknown classifier spec {spec!r}")
         head.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*head)
+        self.classifier_path = f"classifier.{len(self.classifier) - 1}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.features(x)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return run_head(self.classifier, self.flatten(x), pre_logits)
 
 
 def _create_convnet(name: str, in_size: tuple[int, int, int], *, num_classes: int = 10,
@@ -213,7 +221,7 @@ _R004_NOTE = ("The report's 1,088,418 applies (H*W + 1) * C_out to each conv (sp
               "(5*5*C_in + 1) * C_out.")
 
 
-@register_model(family="cnn", source=_R001, dataset="mnist", expected_params=2_003_754,
+@register_model(family="cnn", source=_R001, dataset="mnist", expected_params=2_003_754, expected_flops=23_860_096,
                 weights=_WEIGHTS["cnn_32_64_mnist"])
 def cnn_32_64_mnist(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """28x28 CNN: conv3x3(32)-ReLU-MaxPool(2, stride 1), conv3x3(64)-ReLU-MaxPool(2, stride 1), FC 30976-64-32-10.
@@ -224,7 +232,8 @@ def cnn_32_64_mnist(*, num_classes: int = 10, in_chans: int | None = None) -> Co
     return _create_convnet("cnn_32_64_mnist", (1, 28, 28), num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="cnn", source=_R002, dataset="cifar10", expected_params=256_830, reported_accuracy=73.0,
+@register_model(family="cnn", source=_R002, dataset="cifar10", expected_params=256_830,
+                expected_flops=14_409_040, reported_accuracy=73.0,
                 params_note="The report gives no sizes. The structure of the PyTorch CIFAR-10 tutorial network "
                             "(whose training settings the report uses) is kept, widened from 6/16 to 32/64 "
                             "filters, since the report reaches 71-73%, more than the 6/16 network does.",
@@ -235,6 +244,7 @@ def cnn_basic(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
 
 
 @register_model(family="cnn", source=f"{_R003}, section 1", dataset="cifar10", expected_params=390_410,
+                expected_flops=57_607_424,
                 reported_params=390_400, reported_accuracy=71.49,
                 params_note="The report's sum (its equation 5, 64*10 = 640) leaves out the 10 biases of the "
                             "last layer: 650, not 640.",
@@ -245,7 +255,7 @@ def lenet_cifar(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNe
 
 
 @register_model(family="cnn", source=f"{_R003}, section 2.1, Table 2 'Model 2'", dataset="cifar10",
-                expected_params=390_986, reported_accuracy=75.28,
+                expected_params=390_986, expected_flops=57_607_424, reported_accuracy=75.28,
                 params_note="Kernel sizes are not given; 'the same structure as LeNet' is taken literally "
                             "(conv5x5 pad 2), so the count is lenet_cifar's 390,410 plus 576 BatchNorm "
                             "parameters (2 x (32+64+128+64)).",
@@ -256,7 +266,7 @@ def lenet_cifar_bn(*, num_classes: int = 10, in_chans: int | None = None) -> Con
 
 
 @register_model(family="cnn", source=f"{_R003}, section 2.1, Table 2 'Model 1'", dataset="cifar10",
-                expected_params=18_481_098, reported_accuracy=77.92,
+                expected_params=18_481_098, expected_flops=271_516_928, reported_accuracy=77.92,
                 params_note="Kernel sizes are not given; 3x3 with padding 1 is used (the "
                             "(conv-relu)(conv-relu-conv-relu-pool)x2 pattern the report names), so three "
                             "2x2 pools leave 4x4x512 = 8192 features for the 2048-unit layer.",
@@ -266,7 +276,7 @@ def convnet5_bn(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNe
     return _create_convnet("convnet5_bn", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="cnn", source=_R004, dataset="cifar10", expected_params=1_191_170,
+@register_model(family="cnn", source=_R004, dataset="cifar10", expected_params=1_191_170, expected_flops=46_304_800,
                 reported_params=1_088_418, params_note=_R004_NOTE)
 def cnn3_fc1000(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """CIFAR CNN: conv5x5 pad 2 (32, 64, 64), each ReLU + MaxPool 2x2, FC 1024-1000-10."""
@@ -274,21 +284,23 @@ def cnn3_fc1000(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNe
 
 
 @register_model(family="cnn", source=f"{_R004} (questions 26-29)", dataset="cifar10",
-                expected_params=1_191_170, params_note="Dropout adds no parameters.")
+                expected_params=1_191_170, expected_flops=46_304_800, params_note="Dropout adds no parameters.")
 def cnn3_fc1000_dropout(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """``cnn3_fc1000`` with Dropout(0.5) after the 1000-unit layer."""
     return _create_convnet("cnn3_fc1000_dropout", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="cnn", source=f"{_R004} (questions 32-34)", dataset="cifar10",
-                expected_params=1_191_490, params_note="BatchNorm adds 2 x (32+64+64) = 320 parameters.")
+                expected_params=1_191_490,
+                expected_flops=46_304_800, params_note="BatchNorm adds 2 x (32+64+64) = 320 parameters.")
 def cnn3_fc1000_bn(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """``cnn3_fc1000`` with BatchNorm2d after each conv."""
     return _create_convnet("cnn3_fc1000_bn", (3, 32, 32), num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="cnn", source=f"{_R004} (questions 32-34, the last step of the ladder)", dataset="cifar10",
-                expected_params=1_191_490, params_note="BatchNorm adds 2 x (32+64+64) = 320 parameters.",
+                expected_params=1_191_490,
+                expected_flops=46_304_800, params_note="BatchNorm adds 2 x (32+64+64) = 320 parameters.",
                 weights=_WEIGHTS["cnn3_fc1000_bn_dropout"])
 def cnn3_fc1000_bn_dropout(*, num_classes: int = 10, in_chans: int | None = None) -> ConvNet:
     """``cnn3_fc1000`` with BatchNorm2d after each conv and Dropout(0.5) after the 1000-unit layer."""

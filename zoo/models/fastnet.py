@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from ..metadata import Metrics, Weights
 from ..registry import register_model
+from ._head import ClassifierMixin
 
 __all__ = ["FastNet"]
 
@@ -57,7 +58,7 @@ class ConvGroup(nn.Sequential):
         )
 
 
-class FastNet(nn.Module):
+class FastNet(ClassifierMixin, nn.Module):
     """Whitened 2x2 stem, three conv groups, max-pool, linear head scaled by ``scale``."""
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), *, num_classes: int = 10, in_chans: int = 3,
@@ -73,6 +74,7 @@ class FastNet(nn.Module):
         self.pool = nn.MaxPool2d(3)
         self.flatten = nn.Flatten(1)
         self.head = nn.Linear(widths[2], num_classes, bias=False)
+        self.classifier_path = "head"
         self.scale = scale
         with torch.no_grad():  # partial identity start: the first in_channels filters pass their input through
             for m in self.modules():
@@ -96,6 +98,13 @@ class FastNet(nn.Module):
         x = self.act(self.stem(x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.head(self.flatten(self.pool(x))) * self.scale
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer3(self.layer2(self.layer1(self.act(self.stem(x)))))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.flatten(self.pool(x))
+        return x if pre_logits else self.head(x) * self.scale
 
 
 def _create_fastnet(variant: str, *, num_classes: int = 10, in_chans: int | None = None,
@@ -131,19 +140,21 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
 
 
 @register_model(family="fastnet", source=_SOURCE, dataset="cifar10", expected_params=1_972_792,
+                expected_flops=236_294_720,
                 weights=_WEIGHTS.get("fastnet", ()))
 def fastnet(*, num_classes: int = 10, in_chans: int | None = None) -> FastNet:
     """FastNet, widths 64-256-256 (the airbench94 network): built to reach 94% on CIFAR-10 in minutes."""
     return _create_fastnet("fastnet", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="fastnet", source=_SOURCE, dataset="cifar10", expected_params=4_606_520)
+@register_model(family="fastnet", source=_SOURCE, dataset="cifar10", expected_params=4_606_520,
+                expected_flops=603_121_728)
 def fastnet_wide(*, num_classes: int = 10, in_chans: int | None = None) -> FastNet:
     """FastNet, widths 128-384-384 (the airbench95 widths)."""
     return _create_fastnet("fastnet_wide", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="fastnet", source=_SOURCE, dataset="mnist", expected_params=290_216,
+@register_model(family="fastnet", source=_SOURCE, dataset="mnist", expected_params=290_216, expected_flops=23_370_304,
                 weights=_WEIGHTS.get("fastnet_mnist", ()))
 def fastnet_mnist(*, num_classes: int = 10, in_chans: int | None = None) -> FastNet:
     """FastNet, widths 32-64-128, for MNIST-style 28x28 grey images (27x27 after the stem, 1x1 before the head)."""

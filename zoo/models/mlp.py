@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from ..metadata import Metrics, Weights
 from ..registry import register_model
+from ._head import ClassifierMixin
 
 __all__ = ["MLP"]
 
@@ -55,7 +56,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
 }
 
 
-class MLP(nn.Module):
+class MLP(ClassifierMixin, nn.Module):
     """Flatten, then ``Linear -> [BatchNorm1d] -> act -> [Dropout]`` per hidden width, then a linear head."""
 
     def __init__(
@@ -82,6 +83,7 @@ class MLP(nn.Module):
             width = h
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(width, num_classes)
+        self.classifier_path = "classifier"
         if xavier:
             for m in self.modules():
                 if isinstance(m, nn.Linear):
@@ -89,6 +91,12 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.classifier(x)
 
 
 def _create_mlp(name: str, in_size: tuple[int, ...], *, num_classes: int = 10, in_chans: int | None = None,
@@ -101,14 +109,15 @@ def _create_mlp(name: str, in_size: tuple[int, ...], *, num_classes: int = 10, i
 
 
 @register_model(family="mlp", source="report 000 (000_c474a159bc7c5859.txt), section 1.1", dataset="mnist",
-                expected_params=50_810, reported_accuracy=97.46, weights=_WEIGHTS["mlp_60_40_20_bn"])
+                expected_params=50_810,
+                expected_flops=100_880, reported_accuracy=97.46, weights=_WEIGHTS["mlp_60_40_20_bn"])
 def mlp_60_40_20_bn(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.1) -> MLP:
     """MNIST MLP 784-60-40-20-10: BatchNorm1d, ReLU and Dropout(0.1) after each hidden layer, Xavier-normal weights."""
     return _create_mlp("mlp_60_40_20_bn", (1, 28, 28), num_classes=num_classes, in_chans=in_chans, dropout=dropout)
 
 
 @register_model(family="mlp", source="report 001 (001_04f4cc9fc08b3193.txt), section 3", dataset="mnist",
-                expected_params=2_005_795, reported_params=2_005_610,
+                expected_params=2_005_795, expected_flops=4_006_524, reported_params=2_005_610,
                 params_note="The report gives 2,005,610 parameters but not the widths; one hidden layer of "
                             "2523 is the closest single width (795*h + 10), 185 parameters (0.009%) above.",
                 weights=_WEIGHTS["mlp_2523"])
@@ -122,7 +131,7 @@ def mlp_2523(*, num_classes: int = 10, in_chans: int | None = None) -> MLP:
 
 
 @register_model(family="mlp", source="report 004 (004_f560f7d258634cdd.txt), section 1.2", dataset="circles",
-                expected_params=52,
+                expected_params=52, expected_flops=80,
                 params_note="n_h is not given in the report; 10 hidden units (the course's default) are used: "
                             "2*10+10 + 10*2+2 = 52.")
 def mlp_tanh_circles(*, num_classes: int = 2, in_chans: int | None = None, hidden: int = 10) -> MLP:

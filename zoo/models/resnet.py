@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..metadata import Metrics, Weights
 from ..registry import register_model
+from ._head import ClassifierMixin
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck"]
 
@@ -116,7 +117,7 @@ class Bottleneck(nn.Module):
 Block = Type[Union[BasicBlock, Bottleneck]]
 
 
-class ResNet(nn.Module):
+class ResNet(ClassifierMixin, nn.Module):
     """3x3 stride-1 stem (no max-pool), stages of residual blocks, global average pool, linear head."""
 
     def __init__(self, block: Block, layers: list[int], widths: list[int], *, shortcut: str = "B",
@@ -140,6 +141,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.linear = nn.Linear(in_planes, num_classes)
+        self.classifier_path = "linear"
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -148,6 +150,14 @@ class ResNet(nn.Module):
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.linear(self.flatten(self.pool(x)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.flatten(self.pool(x))
+        return x if pre_logits else self.linear(x)
 
 
 def _create_resnet(block: Block, layers: list[int], widths: list[int], shortcut: str, *, num_classes: int = 10,
@@ -167,6 +177,7 @@ def _rounded(m: str) -> str:
 
 
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=11_173_962,
+                expected_flops=1_110_845_440,
                 params_note=_rounded("11.174"),
                 weights=_WEIGHTS["resnet18"])
 def resnet18(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
@@ -175,6 +186,7 @@ def resnet18(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=21_282_122,
+                expected_flops=2_318_804_992,
                 params_note=_rounded("21.282"))
 def resnet34(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-34 for 32x32 input: basic blocks [3, 4, 6, 3], 3x3 stride-1 stem, no max-pool."""
@@ -182,6 +194,7 @@ def resnet34(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=23_520_842,
+                expected_flops=2_595_659_776,
                 params_note=_rounded("23.521"))
 def resnet50(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-50 for 32x32 input: bottleneck blocks [3, 4, 6, 3], 3x3 stride-1 stem, no max-pool."""
@@ -189,6 +202,7 @@ def resnet50(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=42_512_970,
+                expected_flops=5_019_967_488,
                 params_note=_rounded("42.513"))
 def resnet101(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-101 for 32x32 input: bottleneck blocks [3, 4, 23, 3], 3x3 stride-1 stem, no max-pool."""
@@ -196,6 +210,7 @@ def resnet101(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=58_156_618,
+                expected_flops=7_444_275_200,
                 params_note=_rounded("58.157"))
 def resnet152(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-152 for 32x32 input: bottleneck blocks [3, 8, 36, 3], 3x3 stride-1 stem, no max-pool."""
@@ -203,6 +218,7 @@ def resnet152(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=269_722,
+                expected_flops=81_102_080,
                 reported_accuracy=91.25,
                 weights=_WEIGHTS["resnet20"])
 def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
@@ -211,6 +227,7 @@ def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=464_154,
+                expected_flops=137_725_184,
                 reported_accuracy=92.49)
 def resnet32(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-32 (n=5): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 7.51% error."""
@@ -218,6 +235,7 @@ def resnet32(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=658_586,
+                expected_flops=194_348_288,
                 reported_accuracy=92.83)
 def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-44 (n=7): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 7.17% error."""
@@ -225,6 +243,7 @@ def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=853_018,
+                expected_flops=250_971_392,
                 reported_accuracy=93.03)
 def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-56 (n=9): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.97% error."""
@@ -232,6 +251,7 @@ def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=1_727_962,
+                expected_flops=505_775_360,
                 reported_accuracy=93.57)
 def resnet110(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-110 (n=18): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.43% error."""

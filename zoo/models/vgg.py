@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from ..metadata import Metrics, Weights
 from ..registry import register_model
+from ._head import ClassifierMixin, run_head
 
 __all__ = ["VGG"]
 
@@ -61,7 +62,7 @@ _HEADS: dict[str, tuple[int, ...]] = {"linear": (), "report000": (512, 128), "ml
                                       "light": (128, 128)}
 
 
-class VGG(nn.Module):
+class VGG(ClassifierMixin, nn.Module):
     """VGG feature stack from a config, then an MLP head."""
 
     def __init__(self, cfg: list[int | str], *, batch_norm: bool = False, head: str = "linear",
@@ -92,6 +93,7 @@ class VGG(nn.Module):
             width = hidden
         head_layers.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*head_layers)
+        self.classifier_path = f"classifier.{len(self.classifier) - 1}"
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -99,6 +101,12 @@ class VGG(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.flatten(self.features(x)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return run_head(self.classifier, self.flatten(x), pre_logits)
 
 
 def _create_vgg(cfg: str, *, batch_norm: bool, head: str, num_classes: int = 10, in_chans: int | None = None,
@@ -113,53 +121,57 @@ _R002 = "report 002 (002_12318041e45b9a7a.txt), section 2.1"
 
 # -- the common CIFAR VGGs: conv stack + Linear(512, num_classes) ------------------------------------
 
-@register_model(family="vgg", source=_SIMONYAN.format("A"), dataset="cifar10", expected_params=9_225_610)
+@register_model(family="vgg", source=_SIMONYAN.format("A"), dataset="cifar10", expected_params=9_225_610,
+                expected_flops=305_539_072)
 def vgg11(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-11 (config A) for 32x32 input, single linear head."""
     return _create_vgg("A", batch_norm=False, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="vgg", source=_SIMONYAN.format("B"), dataset="cifar10", expected_params=9_410_122)
+@register_model(family="vgg", source=_SIMONYAN.format("B"), dataset="cifar10", expected_params=9_410_122,
+                expected_flops=456_534_016)
 def vgg13(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-13 (config B) for 32x32 input, single linear head."""
     return _create_vgg("B", batch_norm=False, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="vgg", source=_SIMONYAN.format("D"), dataset="cifar10", expected_params=14_719_818)
+@register_model(family="vgg", source=_SIMONYAN.format("D"), dataset="cifar10", expected_params=14_719_818,
+                expected_flops=626_403_328)
 def vgg16(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-16 (config D) for 32x32 input, single linear head."""
     return _create_vgg("D", batch_norm=False, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="vgg", source=_SIMONYAN.format("E"), dataset="cifar10", expected_params=20_029_514)
+@register_model(family="vgg", source=_SIMONYAN.format("E"), dataset="cifar10", expected_params=20_029_514,
+                expected_flops=796_272_640)
 def vgg19(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-19 (config E) for 32x32 input, single linear head."""
     return _create_vgg("E", batch_norm=False, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("A") + ", BatchNorm", dataset="cifar10",
-                expected_params=9_231_114)
+                expected_params=9_231_114, expected_flops=305_539_072)
 def vgg11_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-11 with BatchNorm after each conv, single linear head."""
     return _create_vgg("A", batch_norm=True, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("B") + ", BatchNorm", dataset="cifar10",
-                expected_params=9_416_010)
+                expected_params=9_416_010, expected_flops=456_534_016)
 def vgg13_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-13 with BatchNorm after each conv, single linear head."""
     return _create_vgg("B", batch_norm=True, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("D") + ", BatchNorm", dataset="cifar10",
-                expected_params=14_728_266)
+                expected_params=14_728_266, expected_flops=626_403_328)
 def vgg16_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-16 with BatchNorm after each conv, single linear head."""
     return _create_vgg("D", batch_norm=True, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("E") + ", BatchNorm", dataset="cifar10",
-                expected_params=20_040_522)
+                expected_params=20_040_522, expected_flops=796_272_640)
 def vgg19_bn_linear(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-19 with BatchNorm and the common single Linear(512, 10) head.
 
@@ -171,7 +183,7 @@ def vgg19_bn_linear(*, num_classes: int = 10, in_chans: int | None = None) -> VG
 # -- the reports' VGGs ---------------------------------------------------------------------------------
 
 @register_model(family="vgg", source="report 000 (000_c474a159bc7c5859.txt), section 2.1", dataset="cifar10",
-                expected_params=20_365_002, reported_accuracy=72.86,
+                expected_params=20_365_002, expected_flops=796_920_320, reported_accuracy=72.86,
                 weights=_WEIGHTS["vgg19_bn"])
 def vgg19_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-19 with BatchNorm exactly as report 000: conv stack of config E, classifier 512-512-128-10 with ReLU.
@@ -181,19 +193,19 @@ def vgg19_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     return _create_vgg("E", batch_norm=True, head="report000", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=9_750_922)
+@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=9_750_922, expected_flops=306_587_648)
 def vgga(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-A (VGG-11 for CIFAR) with classifier 512-512-512-10, as report 002."""
     return _create_vgg("A", batch_norm=False, head="mlp512", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=9_756_426)
+@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=9_756_426, expected_flops=306_587_648)
 def vgga_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-A with BatchNorm after each conv, as report 002 (sections 2.1-2.4)."""
     return _create_vgg("A", batch_norm=True, head="mlp512", num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=9_750_922,
+@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=9_750_922, expected_flops=306_587_648,
                 params_note="Dropout adds no parameters.")
 def vgga_dropout(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.5) -> VGG:
     """VGG-A with Dropout before each hidden Linear of the classifier, as report 002."""
@@ -202,6 +214,7 @@ def vgga_dropout(*, num_classes: int = 10, in_chans: int | None = None, dropout:
 
 
 @register_model(family="vgg", source=_R002 + ", Figure 12", dataset="cifar10", expected_params=9_756_426,
+                expected_flops=306_587_648,
                 params_note="Dropout adds no parameters.")
 def vgga_bn_dropout(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.5) -> VGG:
     """VGG-A with BatchNorm and Dropout before each hidden Linear of the classifier, as report 002."""
@@ -209,7 +222,7 @@ def vgga_bn_dropout(*, num_classes: int = 10, in_chans: int | None = None, dropo
                        dropout=dropout)
 
 
-@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=285_162,
+@register_model(family="vgg", source=_R002, dataset="cifar10", expected_params=285_162, expected_flops=3_803_648,
                 weights=_WEIGHTS["vgga_light"])
 def vgga_light(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-A-Light: two stages of one conv3x3 each (16, 32 channels), classifier 2048-128-128-10."""

@@ -1,0 +1,91 @@
+"""Classify images with a checkpoint: ``zoo.predict.predict`` and ``zoo predict``.
+
+The model runs in eval mode, in batches, on each image prepared by the checkpoint's own transform
+(``model.pretrained_cfg`` -> ``zoo.transforms.make_transform``: channels, size, mean/std), and
+each image gets its top-k classes with softmax probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from .builder import create
+from .errors import InvalidArgumentError
+from .evaluate import resolve_device
+from .folders import find_images
+from .metadata import data_config
+from .registry import get_entry
+from .transforms import make_transform
+
+__all__ = ["predict", "Prediction"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """The top-k classes of one image: ``top`` is a list of ``{"class", "index", "prob"}``, best first."""
+
+    source: str
+    top: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _load(item: Any) -> tuple[str, Any]:
+    if isinstance(item, (str, Path)):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(item) as image:
+                return str(item), image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else image.mode).copy()
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InvalidArgumentError(f"cannot read image {item}: {exc}") from None
+    return "", item
+
+
+def predict(model: str | nn.Module, images: Sequence[Any], *, weights: str | None = "default", topk: int = 5,
+            batch_size: int = 64, device: str = "cpu") -> list[Prediction]:
+    """Classify ``images``: file paths, folders (searched recursively), PIL images or uint8 tensors.
+
+    ``model`` is a registered name (built with ``weights``, default: its released default checkpoint)
+    or a model from ``zoo.create`` (its ``pretrained_cfg`` gives the preprocessing and class names).
+    """
+    if topk < 1:
+        raise InvalidArgumentError(f"topk must be >= 1, got {topk}")
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(model, str):
+        if weights == "default" and not get_entry(model).weights:
+            raise InvalidArgumentError(f"{model} has no released weights: pass weights=<checkpoint file>, or train "
+                                       f"one with `zoo train`")
+        model = create(model, weights=weights)
+    cfg = data_config(model)
+    transform = make_transform(cfg)
+    classes = list(cfg.get("classes") or ())
+    dev = resolve_device(device)
+    model = model.to(dev).eval()  # always: a model from create() starts in train mode, as in torchvision
+    items: list[Any] = []
+    for item in images:
+        is_path = isinstance(item, (str, Path))
+        items += find_images([str(item)]) if is_path and Path(item).expanduser().is_dir() else [item]
+    results: list[Prediction] = []
+    for start in range(0, len(items), batch_size):
+        loaded = [_load(item) for item in items[start:start + batch_size]]
+        x = torch.stack([transform(image) for _, image in loaded]).to(dev)
+        with torch.inference_mode():
+            probs = model(x).float().softmax(1).cpu()
+        k = min(topk, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        for j, (source, _) in enumerate(loaded):
+            top = [{"class": classes[i] if i < len(classes) else str(i), "index": int(i), "prob": float(p)}
+                   for p, i in zip(values[j].tolist(), indices[j].tolist())]
+            results.append(Prediction(source or f"#{start + j}", top))
+    return results

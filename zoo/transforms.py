@@ -1,0 +1,71 @@
+"""Preprocessing for a checkpoint: from its data config to a torchvision transform.
+
+``make_transform(config)`` returns what ``Weights.transforms()`` returns: a callable that takes one
+image (a PIL image, a uint8 tensor C x H x W or H x W, or a uint8 H x W [x C] array) and gives the
+normalised float32 tensor C x H x W the checkpoint expects. Colour images become grey for a
+1-channel model and grey images RGB for a 3-channel one; an image of another size is resized
+(bilinear, antialiased) to the input size, and the first such resize is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torchvision.transforms import v2
+
+from .errors import InvalidArgumentError
+from .metadata import data_config
+
+__all__ = ["make_transform", "ImageTransform"]
+
+_logger = logging.getLogger(__name__)
+
+
+class ImageTransform:
+    """image -> uint8 C x H x W tensor -> channels -> size -> float in [0, 1] -> normalised."""
+
+    def __init__(self, input_size: tuple[int, ...], mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        if len(input_size) != 3:
+            raise InvalidArgumentError(f"image transforms need a C x H x W input size, got {input_size}")
+        self.channels, self.height, self.width = (int(v) for v in input_size)
+        self.to_image = v2.ToImage()
+        self.resize = v2.Resize((self.height, self.width), interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+        self.finish = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+        self._told = False
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        return self.finish(self.pixels(image))
+
+    def pixels(self, image: Any) -> torch.Tensor:
+        """The image as uint8 C x H x W at the input size and channel count (before scaling and normalising)."""
+        x = self.to_image(image).as_subclass(torch.Tensor)
+        if x.dtype != torch.uint8:
+            raise InvalidArgumentError(f"expected an 8-bit image, got a {x.dtype} tensor")
+        if x.shape[0] == 4:  # RGBA: drop alpha
+            x = x[:3]
+        if x.shape[0] != self.channels:
+            if self.channels == 1 and x.shape[0] == 3:
+                x = v2.functional.rgb_to_grayscale(x)
+            elif self.channels == 3 and x.shape[0] == 1:
+                x = x.expand(3, -1, -1)
+            else:
+                raise InvalidArgumentError(f"cannot turn a {x.shape[0]}-channel image into {self.channels} channels")
+        if tuple(x.shape[1:]) != (self.height, self.width):
+            if not self._told:
+                _logger.info("resizing %dx%d images to the checkpoint's %dx%d input", x.shape[2], x.shape[1],
+                             self.width, self.height)
+                self._told = True
+            x = self.resize(x)
+        return x.contiguous()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(input_size={(self.channels, self.height, self.width)}, "
+                f"{self.finish.transforms[1]!r})")
+
+
+def make_transform(source: Any) -> ImageTransform:
+    """The evaluation transform of ``source``: a data config dict, or anything ``zoo.metadata.data_config`` takes."""
+    config = source if isinstance(source, dict) else data_config(source)
+    return ImageTransform(tuple(config["input_size"]), tuple(config["mean"]), tuple(config["std"]))
