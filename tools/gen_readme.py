@@ -1,9 +1,11 @@
-"""Regenerate the generated tables of README.md from the registry.
+"""Regenerate the generated tables of README.md and docs/results.csv from the registry.
 
-    python tools/gen_readme.py          # rewrite README.md in place
-    python tools/gen_readme.py --check  # exit 1 when README.md is stale (the test suite runs this)
+    python tools/gen_readme.py          # rewrite README.md and docs/results.csv in place
+    python tools/gen_readme.py --check  # exit 1 when either is stale (the test suite runs this)
 
-Each table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers.
+Each README table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers.
+``docs/results.csv`` has one row per released checkpoint, in the columns of timm's results files
+(``model,top1,top1_err,top5,top5_err,param_count,img_size``) plus zoo's own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,24 @@ from pathlib import Path
 import zoo
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+RESULTS = README.parent / "docs" / "results.csv"
+
+
+def results_csv() -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "dataset", "top1", "top1_err", "top5", "top5_err", "param_count", "gflops", "img_size",
+                     "file_size", "dtype", "sha256", "recipe", "train_time_s", "hardware"])
+    for w in zoo.list_weights():
+        m = w.metrics
+        top5 = ("", "") if m.top5 is None else (f"{m.top5:.2f}", f"{100 - m.top5:.2f}")
+        writer.writerow([w.name, w.dataset, f"{m.top1:.2f}", f"{100 - m.top1:.2f}", *top5, w.num_params,
+                         f"{w.gflops:.4f}", w.input_size[-1], w.file_size, w.dtype, w.sha256, w.recipe,
+                         w.train_time_s, w.hardware])
+    return out.getvalue()
 
 
 def model_table() -> str:
@@ -91,15 +111,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when README.md is stale instead of writing it")
     args = parser.parse_args()
-    old = README.read_text()
-    new = render(old)
-    if args.check:
+    stale = []
+    for path, make in ((README, lambda old: render(old)), (RESULTS, lambda old: results_csv())):
+        old = path.read_text() if path.exists() else ""
+        new = make(old)
         if new != old:
-            print("README.md is stale: run `python tools/gen_readme.py`", file=sys.stderr)
-            return 1
-        return 0
-    if new != old:
-        README.write_text(new)
+            stale.append(path)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"{', '.join(p.name for p in stale)} stale: run `python tools/gen_readme.py`", file=sys.stderr)
+        return 1
     return 0
 
 

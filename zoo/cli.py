@@ -275,13 +275,17 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
               help="The exported file for --backend (default: export the same weights now).")
 @debug_option
 @verbose_option
+@threads_option
 @json_option
 def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
              limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
              download: bool, no_verify: bool, no_sample: bool, confusion_png: str | None, per_class: bool,
-             progress: bool, backend: str, artefact: str | None, as_json: bool) -> None:
-    """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist): top-1, top-5, loss, per class."""
+             progress: bool, backend: str, artefact: str | None, threads: int | None, as_json: bool) -> None:
+    """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist, or an image folder DIR/<class>/...):
+    top-1, top-5, loss, per class."""
     from .evaluate import evaluate_model
+
+    _set_threads(threads)
 
     r = evaluate_model(model_name, dataset, weights=weights, split=split, data_dir=data_dir, download=download,
                        verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
@@ -357,12 +361,14 @@ def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: in
 @click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True,
               help="Training images used to calibrate --int8.")
 @click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root for the parity check and --int8.")
+@threads_option
 @json_option
 def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None, batch: str, out: str | None,
-               int8: bool, calibration: int, data_dir: str | None, as_json: bool) -> None:
+               int8: bool, calibration: int, data_dir: str | None, threads: int | None, as_json: bool) -> None:
     """Export a model to ONNX, torch.export (.pt2) or TorchScript and check parity with eager."""
     from .export import export_model
 
+    _set_threads(threads)
     if batch != "dynamic" and not batch.isdigit():
         raise click.BadParameter(f"expected 'dynamic' or a positive integer, got {batch!r}", param_hint="--batch")
     if int8 and fmt != "onnx":
@@ -497,11 +503,14 @@ def _echo_view(r: Any, as_json: bool) -> None:
 @_viz_weights_option
 @_layer_option
 @click.option("--out", type=_Path(dir_okay=False), help="PNG to write [default: <model>-filters.png].")
+@threads_option
 @json_option
-def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out: str | None, as_json: bool) -> None:
+def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out: str | None, threads: int | None,
+                    as_json: bool) -> None:
     """Draw a conv layer's weights (an MLP's first layer as input-sized images), per RGB channel too."""
     from .viz import filters_figure
 
+    _set_threads(threads)
     _echo_view(filters_figure(model_name, weights=weights, layer=layer, out=out), as_json)
 
 
@@ -513,12 +522,14 @@ def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out
 @_viz_weights_option
 @_layer_option
 @click.option("--out", type=_Path(dir_okay=False), help="PNG to write [default: <model>-activations.png].")
+@threads_option
 @json_option
 def viz_activations_cmd(model_name: str, image: str | None, sample: int | None, weights: str | None,
-                        layer: str | None, out: str | None, as_json: bool) -> None:
+                        layer: str | None, out: str | None, threads: int | None, as_json: bool) -> None:
     """Draw the feature maps a layer produces for one input image."""
     from .viz import activations_figure
 
+    _set_threads(threads)
     _echo_view(activations_figure(model_name, image=image, sample=sample, weights=weights, layer=layer, out=out),
                as_json)
 

@@ -212,16 +212,17 @@ def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor
                   bool(torch.equal(expected.argmax(1), got.argmax(1))), float(expected.abs().max()))
 
 
-def _metadata(name: str, weights: Any, spec: Any) -> dict[str, str]:
+def _metadata(name: str, cfg: dict[str, Any]) -> dict[str, str]:
+    """The artefact's metadata from the model's ``pretrained_cfg`` (its weights' data config)."""
     return {
         "zoo.model": name,
-        "zoo.weights": weights.name if weights is not None else "",
-        "zoo.weights_sha256": weights.sha256 if weights is not None else "",
-        "zoo.num_classes": str(spec.num_classes),
-        "zoo.classes": json.dumps(list(spec.classes)),
-        "zoo.mean": json.dumps(list(weights.mean if weights is not None else spec.mean)),
-        "zoo.std": json.dumps(list(weights.std if weights is not None else spec.std)),
-        "zoo.input_size": json.dumps(list(spec.input_size)),
+        "zoo.weights": cfg["weights"] or "",
+        "zoo.weights_sha256": cfg["sha256"] or "",
+        "zoo.num_classes": str(cfg["num_classes"]),
+        "zoo.classes": json.dumps(list(cfg["classes"])),
+        "zoo.mean": json.dumps(list(cfg["mean"])),
+        "zoo.std": json.dumps(list(cfg["std"])),
+        "zoo.input_size": json.dumps(list(cfg["input_size"])),
         "zoo.version": __version__,
     }
 
@@ -237,9 +238,8 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     when parity fails; the file at ``out`` is then left as it was.
     """
     from .builder import create
-    from .registry import get_entry
+    from .registry import get_entry, get_weights
     from .specs import get_dataset_spec
-    from .weights import load_into
 
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -256,15 +256,13 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     entry = get_entry(name)
     spec = get_dataset_spec(entry.dataset)
     torch.manual_seed(seed)
-    model = create(name).eval()
-    loaded = None
     if weights is None and entry.weights:
         weights = "default"
-    if weights is not None:
-        loaded = load_into(model, name, weights)
+    model = create(name, weights=weights).eval()
+    loaded = get_weights(model.pretrained_cfg["weights"]) if model.pretrained_cfg["weights"] else None
     out_path = Path(out) if out else Path(f"{name}{FORMATS[fmt]}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = _metadata(name, loaded, spec)
+    metadata = _metadata(name, model.pretrained_cfg)
     # The artefact is written beside --out and moved there only once its parity holds: a failed export
     # never leaves a file behind, and never replaces a good one.
     if real_batch is None:

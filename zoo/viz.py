@@ -159,21 +159,20 @@ class LayerView:
 
 
 def _load(name: str, weights: str | None) -> tuple[nn.Module, str | None, str, tuple[float, ...], tuple[float, ...]]:
-    """The model with ``weights`` (default: its released default, else random) and the statistics to normalise with."""
-    entry = get_entry(name)
-    spec = get_dataset_spec(entry.dataset)
-    if weights is None and entry.weights:
+    """The model with ``weights`` (default: its released default, else random) and the statistics to normalise with
+    (its ``pretrained_cfg``: the weights' data config)."""
+    if weights is None and get_entry(name).weights:
         weights = "default"
     torch.manual_seed(0)
-    model = create(name).eval()
+    model = create(name, weights=weights).eval()
+    cfg = model.pretrained_cfg
     if weights is None:
-        return model, None, f"no released checkpoint for {name}: random weights (seed 0)", spec.mean, spec.std
-    from .weights import load_into
-
-    loaded = load_into(model, name, weights)
-    if loaded is None:
-        return model, str(weights), f"loaded {weights}", spec.mean, spec.std
-    return model, loaded.name, f"loaded {loaded.name} (sha256 {loaded.sha256[:12]}...)", loaded.mean, loaded.std
+        note = f"no released checkpoint for {name}: random weights (seed 0)"
+    elif cfg["weights"] is None:
+        note = f"loaded {weights}"
+    else:
+        note = f"loaded {cfg['weights']} (sha256 {cfg['sha256'][:12]}...)"
+    return model, cfg["weights"] or (str(weights) if weights is not None else None), note, cfg["mean"], cfg["std"]
 
 
 def _stats(a: np.ndarray) -> dict[str, float]:
