@@ -307,3 +307,50 @@ def test_a_state_saved_before_new_recipe_settings_still_resumes() -> None:
     assert train_mod._same_recipe(saved, recipe)
     assert not train_mod._same_recipe({**saved, "lr": 0.5}, recipe)
     assert not train_mod._same_recipe({**saved, "no_such_setting": 1}, recipe)
+
+
+@pytest.mark.full_data
+def test_freeze_trains_only_the_named_layers(tmp_path: Path) -> None:
+    require_dataset("mnist")
+    recipe = _tiny(model="cnn_32_64_mnist", optimizer="adam", lr=1e-2, freeze="features.0,classifier.0", epochs=1,
+                   train_limit=512)
+    start = zoo.create("cnn_32_64_mnist", weights="default")
+    r = train(dataclasses.replace(recipe, init_from="cnn_32_64_mnist.mnist"), out_dir=tmp_path / "run",
+              progress=False, threads=1)
+    after, before = load_file(r.checkpoint), start.state_dict()
+    frozen = [k for k in before if k.startswith(("features.0.", "classifier.0."))]
+    assert frozen and all(torch.equal(after[k], before[k]) for k in frozen)  # bit-identical
+    assert not torch.equal(after["features.3.weight"], before["features.3.weight"])  # trained layers moved
+    layers = json.loads((tmp_path / "run" / "layers.json").read_text())
+    assert layers["frozen"] == ["features.0", "classifier.0"] and "features.3" in layers["trained"]
+    assert json.loads((tmp_path / "run" / "recipe.json").read_text())["freeze"] == "features.0,classifier.0"
+    with pytest.raises(zoo.InvalidArgumentError, match="match no layer"):
+        train(dataclasses.replace(recipe, freeze="nope*"), out_dir=tmp_path / "bad", progress=False)
+    with pytest.raises(zoo.InvalidArgumentError, match="nothing to train"):
+        train(dataclasses.replace(recipe, freeze="all-but-last:0"), out_dir=tmp_path / "bad2", progress=False)
+
+
+def test_freeze_keeps_frozen_batchnorm_statistics() -> None:
+    model = zoo.create("resnet20")
+    layers = train_mod._freeze(model, "all-but-last:3")
+    assert layers["trained"] == ["layer3.2.conv2", "layer3.2.bn2", "linear"]
+    norms = train_mod._frozen_norms(model, layers["frozen"])
+    assert model.bn1 in norms and model.layer3[2].bn2 not in norms
+    assert not any(p.requires_grad for n in layers["frozen"] for p in model.get_submodule(n).parameters())
+
+
+@pytest.mark.full_data
+def test_a_torchvision_resnet18_file_starts_training_with_a_new_head(tmp_path: Path) -> None:
+    require_dataset("cifar10")
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)  # exactly torchvision's format: 1000-class fc
+    path = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(reference.state_dict(), path)
+    recipe = resolve_recipe("report003_transfer", {"init_from": str(path), "epochs": 1, "train_limit": 128})
+    r = train(recipe, out_dir=tmp_path / "run", progress=False, threads=1)
+    tuned = load_file(r.checkpoint)
+    assert tuned["fc.weight"].shape == (10, 512)
+    assert torch.equal(tuned["layer1.0.conv1.weight"], reference.state_dict()["layer1.0.conv1.weight"])  # frozen
+    assert torch.equal(tuned["layer1.0.bn1.running_mean"], reference.state_dict()["layer1.0.bn1.running_mean"])
+    assert not torch.equal(tuned["layer4.1.conv2.weight"], reference.state_dict()["layer4.1.conv2.weight"])

@@ -409,6 +409,8 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
               "[default: the recipe's].")
 @click.option("--init-from", help="Start from this checkpoint (weights name or file); a classifier of another size "
               "starts fresh. Recorded in the recipe.")
+@click.option("--freeze", help="Layers not to train: module-name patterns ('conv1,bn1,layer1,layer2') or "
+              "'all-but-last:N'. Frozen norm layers stay in eval mode. Recorded in the recipe and layers.json.")
 @click.option("--out", "out_dir", type=_Path(file_okay=False), help="Run directory (default: runs/<model>-<recipe>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.option("--tag", help="Checkpoint tag: the file is <model>.<tag>-<sha8>.safetensors (default: the dataset).")
@@ -421,7 +423,7 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], dataset: str | None,
-              init_from: str | None, out_dir: str | None, resume: bool, tag: str | None, save_dtype: str | None,
+              init_from: str | None, freeze: str | None, out_dir: str | None, resume: bool, tag: str | None, save_dtype: str | None,
               data_dir: str | None, device: str, max_minutes: float | None, threads: int | None, progress: bool,
               as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
@@ -429,7 +431,8 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
     from .train import train
 
     changes = parse_overrides(overrides)
-    changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from)) if v is not None})
+    changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from), ("freeze", freeze))
+                    if v is not None})
     recipe = resolve_recipe(recipe_name, changes, model=model_name)
     out_dir = out_dir or os.path.join("runs", f"{recipe.model}-{recipe.name}")
     r = train(recipe, out_dir=out_dir, data_dir=data_dir, resume=resume, device=device, tag=tag,
@@ -631,7 +634,7 @@ def weights_path_cmd(name: str, progress: bool) -> None:
 
 @cli.group("analyze")
 def analyze_group() -> None:
-    """Studies of how models train (report 002's BatchNorm study)."""
+    """Studies of how models train (report 002's BatchNorm study, report 003's transfer learning)."""
 
 
 @analyze_group.command("landscape")
@@ -680,6 +683,47 @@ def analyze_landscape_cmd(full: bool, models: str | None, lrs: tuple[float, ...]
     if r.bn_effect:
         click.echo(r.bn_effect["verdict"])
     click.echo(f"written: {', '.join(r.paths)}")
+
+
+@analyze_group.command("transfer")
+@click.option("--full", is_flag=True, help="The longer preset (15 source epochs, 2,500 target images, 1,000 steps) "
+              "instead of the short one (about 3 minutes on 2 CPU cores).")
+@click.option("--model", help="Architecture with the timm classifier protocol [default: resnet20].")
+@click.option("--freeze", help="Layers frozen in the transfer run [default: conv1,bn1,layer1,layer2].")
+@click.option("--target-images", type=click.IntRange(min=10), help="Labelled target training images.")
+@click.option("--steps", "target_steps", type=click.IntRange(min=1), help="Training steps of each target run.")
+@click.option("--out", "out_dir", type=_Path(file_okay=False),
+              help="Folder for transfer.json and transfer.png [default: runs/transfer-<short|full>].")
+@click.option("--from-json", "from_json", type=_Path(exists=True, dir_okay=False),
+              help="Redraw the figure of a saved transfer.json; nothing is trained.")
+@click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
+@threads_option
+@json_option
+def analyze_transfer_cmd(full: bool, model: str | None, freeze: str | None, target_images: int | None,
+                         target_steps: int | None, out_dir: str | None, from_json: str | None, data_dir: str | None,
+                         threads: int | None, as_json: bool) -> None:
+    """What transfer buys (report 003, section 3): fine-tuning a model pretrained on 5 CIFAR-10 classes, early
+    layers frozen, on the other 5 with few labels, against training from scratch."""
+    from .transfer import redraw_transfer, run_transfer, transfer_config
+
+    if from_json:
+        r = redraw_transfer(from_json, out_dir)
+    else:
+        preset = "full" if full else "short"
+        config = transfer_config(preset, model=model, freeze=freeze, target_images=target_images,
+                                 target_steps=target_steps)
+        r = run_transfer(config, out_dir=out_dir or os.path.join("runs", f"transfer-{preset}"), data_dir=data_dir,
+                         threads=threads)
+    if as_json:
+        _emit_json({k: v for k, v in r.items() if k != "runs"})
+        return
+    rows = [[name, f"{f['test_top1']:.2f}", f"{f['best_test_loss']:.4f}",
+             ", ".join(f"{lv}%: {s if s is not None else '-'}" for lv, s in f["steps_to"].items())]
+            for name, f in r["final"].items()]
+    click.echo(_table(rows, ["run", "final top-1", "best test loss", "steps to reach"], right={1, 2}))
+    for claim, agrees in r["agrees_with_report_003"].items():
+        click.echo(f"report 003: transfer {claim}: {'agrees' if agrees else 'does not agree'}")
+    click.echo(f"written: {', '.join(r['paths'])}")
 
 
 def _run(command: Callable[..., Any], prog_name: str) -> None:

@@ -61,6 +61,7 @@ class Recipe:
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)
     train_limit: int = 0  # train on the first N training images only (0 = all); for quick runs and studies
     init_from: str = ""  # start from this checkpoint (weights name or file); a classifier of another size starts fresh
+    freeze: str = ""  # layers not trained: fnmatch patterns of module names ("conv1,layer1*"), or "all-but-last:N"
     source: str = ""  # where the recipe comes from (a report and its section, or "zoo")
 
     def __post_init__(self) -> None:
@@ -142,6 +143,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # -- report 003 ------------------------------------------------------------------------------------
     _r(name="report003", dataset="cifar10", epochs=10, batch_size=64, optimizer="adam", lr=1e-3,
        source=_R003, description="Report 003's own recipe."),
+    _r(name="report003_transfer", model="tv_resnet18", dataset="cifar10", epochs=10, batch_size=64,
+       optimizer="adam", lr=5e-4, freeze="all-but-last:5",
+       source="report 003 (003_148fa9d481c7e76e.txt), section 3.1: a pretrained ResNet-18, the first layers frozen, "
+              "back-propagating through the last five; Adam, batch 64, lr 5e-4, no augmentation",
+       description="Report 003's transfer learning: torchvision's ResNet-18 from --init-from (a torchvision "
+                   "ResNet-18 file; no ImageNet weights can be downloaded here), all but the last five "
+                   "parameterised layers frozen (layer4.1 and fc), Adam 5e-4, batch 64, 10 epochs."),
     _r(name="lenet_cifar.cifar10", model="lenet_cifar", epochs=30, **_SMALL_CIFAR,
        description="SGD-Nesterov, one-cycle lr 0.05, wd 5e-4, flip + crop, label smoothing 0.1, 30 epochs."),
     _r(name="lenet_cifar_bn.cifar10", model="lenet_cifar_bn", epochs=25, **_SMALL_CIFAR,
@@ -173,6 +181,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        description="CIFAR-10 to 94% in under 30 minutes on a 2-core CPU: FastNet with a whitened stem, batch 512, "
                    "SGD-Nesterov (momentum 0.85) with a triangular lr, BatchNorm shifts at 64x lr, label smoothing "
                    "0.2, an EMA of the weights, flip + 2-pixel translate, bf16, channels_last, 16 epochs."),
+    _r(name="fastnet.cifar10.la", model="fastnet", dataset="cifar10", epochs=17, label_smoothing=0.2,
+       lookahead_steps=5, lookahead_decay=0.77, flip=True, alternate_flip=True, **_FAST,
+       description="fastnet.cifar10 with airbench's other two ingredients: alternating flips and Lookahead "
+                   "(every 5 steps, decay rising to 0.77) instead of an EMA, and 17 epochs (what 30 minutes "
+                   "allow on 2 AMD EPYC cores)."),
     _r(name="fastnet_mnist.mnist", model="fastnet_mnist", dataset="mnist", epochs=2, label_smoothing=0.1, **_FAST,
        description="MNIST to 99% in under a minute on a 2-core CPU: fastnet.cifar10's recipe on the narrow "
                    "FastNet, 2-pixel translations (no flips: digits are not symmetric), 2 epochs."),

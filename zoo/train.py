@@ -156,6 +156,47 @@ class _Dist:
             dist.destroy_process_group()
 
 
+def _freeze(model: nn.Module, spec: str) -> dict[str, list[str]]:
+    """Freeze the layers ``spec`` names (``Recipe.freeze``); returns the trained and frozen layer names.
+
+    Layers are the modules that own parameters, in definition order. ``all-but-last:N`` freezes every
+    layer but the last N (report 003: "only back-propagated through the last five"); otherwise ``spec``
+    is comma-separated fnmatch patterns, each matching a layer or a module above layers
+    (``layer1`` freezes ``layer1.0.conv1`` ...). A frozen norm layer also keeps its running statistics
+    (it stays in eval mode while the rest trains).
+    """
+    import fnmatch
+
+    layers = [name for name, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    if spec.startswith("all-but-last:"):
+        count = spec.split(":", 1)[1]
+        if not count.isdigit():
+            raise InvalidArgumentError(f"freeze {spec!r}: expected all-but-last:N with N a whole number")
+        frozen = layers[:max(0, len(layers) - int(count))]
+    else:
+        patterns = [p.strip() for p in spec.split(",") if p.strip()]
+
+        def hit(name: str, pattern: str) -> bool:  # the layer itself, or a module above it
+            return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, f"{pattern}.*")
+
+        frozen = [name for name in layers if any(hit(name, p) for p in patterns)]
+        unused = [p for p in patterns if not any(hit(name, p) for name in layers)]
+        if unused:
+            raise InvalidArgumentError(f"freeze: {', '.join(unused)} match no layer of the model; its layers are "
+                                       f"{', '.join(layers[:8])}{', ...' if len(layers) > 8 else ''}")
+    for name in frozen:
+        for p in model.get_submodule(name).parameters(recurse=False):
+            p.requires_grad_(False)
+    trained = [name for name in layers if name not in frozen]
+    if not trained:
+        raise InvalidArgumentError(f"freeze {spec!r} leaves nothing to train")
+    return {"trained": trained, "frozen": frozen}
+
+
+def _frozen_norms(model: nn.Module, frozen: list[str]) -> list[nn.Module]:
+    return [model.get_submodule(n) for n in frozen if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
+
+
 def _alternate_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
     """The epoch's images under alternating flips (Jordan 2024, section 3.6).
 
@@ -209,10 +250,13 @@ class _Lookahead:
 
 def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, recipe: Recipe, epoch: int,
                  step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool,
-                 ema: nn.Module | None = None, lookahead: _Lookahead | None = None) -> tuple[dict[str, float], int]:
+                 ema: nn.Module | None = None, lookahead: _Lookahead | None = None,
+                 frozen_norms: list[nn.Module] | None = None) -> tuple[dict[str, float], int]:
     gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
     torch.manual_seed(recipe.seed * 7_919 + epoch * 31 + ddp.rank)  # dropout
     model.train()
+    for norm in frozen_norms or ():  # frozen norm layers keep their statistics
+        norm.eval()
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if recipe.precision == "bf16" else nullcontext())
     mean = data.dataset.mean if recipe.standardize else tuple(0.0 for _ in data.dataset.mean)
     std = data.dataset.std if recipe.standardize else tuple(1.0 for _ in data.dataset.std)
@@ -388,6 +432,11 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         model = model.to(dev)
         if not recipe.init_from:  # a data-dependent start (FastNet's whitened stem) only from scratch
             _data_init(model, train_data, recipe, dev)
+        layers = _freeze(model, recipe.freeze) if recipe.freeze else None
+        frozen_norms = _frozen_norms(model, layers["frozen"]) if layers else []
+        if layers:
+            _logger.info("freeze %s: training %d layers (%s), %d frozen", recipe.freeze, len(layers["trained"]),
+                         ", ".join(layers["trained"]), len(layers["frozen"]))
         if recipe.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = _optimizer(recipe, model)
@@ -415,6 +464,10 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             _logger.warning("--resume: no state.pt in %s, starting from scratch", out)
         if ddp.main:
             atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
+            if layers:  # what was trained, beside the recipe that said so
+                atomic_write_text(out / "layers.json", json.dumps(
+                    {**layers, "frozen_norms_in_eval_mode": [n for n in layers["frozen"] if any(
+                        m is model.get_submodule(n) for m in frozen_norms)]}, indent=2) + "\n")
             _write_log(log_path, history)
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
         step = start_epoch * steps_per_epoch
@@ -429,7 +482,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                                     "continue with --resume", epoch, recipe.epochs, max_minutes)
                     break
             row, step = _train_epoch(net, opt, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress,
-                                     ema, lookahead)
+                                     ema, lookahead, frozen_norms)
             row = {"epoch": epoch + 1, **row}
             if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
                 m = evaluate(model if ema is None else ema.module, test_data, batch_size=1000, device=dev,
