@@ -94,8 +94,32 @@ def landscape_table() -> str:
     return "\n".join(rows)
 
 
+def transfer_table() -> str:
+    import json
+
+    data = json.loads((README.parent / "benchmarks" / "results" / "transfer" / "transfer.json").read_text())
+    cfg, final = data["config"], data["final"]
+    levels = list(final["transfer"]["steps_to"])
+    rows = [f"Source: `{cfg['model']}` trained on classes {cfg['source_classes']} ({data['source']['images']:,} "
+            f"images, {cfg['source_epochs']} epochs; {data['source']['test_top1']:.2f}% on their test images). Target: "
+            f"{', '.join(data['target']['classes'])}, {data['target']['train_images']:,} labelled images, "
+            f"{cfg['target_steps']} steps of Adam (lr {cfg['lr']:g}, batch {cfg['batch_size']}), scored on "
+            f"{data['target']['test_images']:,} test images. Frozen in the transfer run: `{cfg['freeze']}`. "
+            f"Wall time {data['wall_s'] / 60:.1f} min on {data['hardware']}.", "",
+            "| run | final top-1 (%) | final test loss | lowest test loss | " +
+            " | ".join(f"steps to {lv}%" for lv in levels) + " |",
+            "|---|---:|---:|---:|" + "---:|" * len(levels)]
+    for name, f in final.items():
+        steps = " | ".join("not reached" if f["steps_to"][lv] is None else str(f["steps_to"][lv]) for lv in levels)
+        rows.append(f"| {name} | {f['test_top1']:.2f} | {f['test_loss']:.4f} | {f['best_test_loss']:.4f} | {steps} |")
+    rows += ["", "| report 003's finding | this run |", "|---|---|"]
+    rows += [f"| transfer {claim} | {'agrees' if ok else 'does not agree'} |"
+             for claim, ok in data["agrees_with_report_003"].items()]
+    return "\n".join(rows)
+
+
 SECTIONS = {"models": model_table, "param-notes": param_notes, "weights": weights_table,
-            "landscape": landscape_table}
+            "landscape": landscape_table, "transfer": transfer_table}
 
 
 def render(text: str) -> str:
