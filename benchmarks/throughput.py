@@ -142,7 +142,8 @@ def parity(data_dir: str | None, threads: int) -> dict[str, Any]:
 def int8(data_dir: str | None, threads: int, rounds: int = 7) -> dict[str, Any]:
     """resnet18 at batch 64: eager fp32, onnxruntime fp32 and onnxruntime static int8 (the
     quantiser of ``zoo export --int8``, calibrated on 256 training images; random weights), interleaved."""
-    from zoo.export import export_model, load_runner, quantize_onnx
+    from zoo.deploy import export_model, quantize_onnx
+    from zoo.export import load_runner
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp, LoadMeter() as load:

@@ -126,7 +126,7 @@ def _corrupt_artefact(suffix: str) -> Callable[[Path], None]:
 
 
 def _mnist_onnx(tmp: Path) -> None:
-    from zoo.export import export_model
+    from zoo.deploy import export_model
 
     export_model("mlp_60_40_20_bn", "onnx", out=tmp / "mnist.onnx")
 

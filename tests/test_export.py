@@ -16,7 +16,8 @@ from PIL import Image
 import zoo
 from zoo.cli import cli
 from zoo.data import batches, load_sample
-from zoo.export import ATOL, ExportError, export_model, load_runner, quantize_onnx
+from zoo.deploy import export_model, quantize_onnx
+from zoo.export import ATOL, ExportError, load_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 

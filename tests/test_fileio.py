@@ -47,7 +47,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path)
 
 
 def test_export_and_plot_files_follow_the_umask(tmp_path: Path, umask_027: None) -> None:
-    from zoo.export import export_model
+    from zoo.deploy import export_model
     from zoo.plots import plot_curves
 
     onnx = Path(export_model("mlp_60_40_20_bn", "onnx", out=tmp_path / "m.onnx").path)

@@ -154,7 +154,7 @@ def _exported(backend: str) -> Callable[[Prepared], Prepared]:
 
         if p.device.type != "cpu":
             raise InvalidArgumentError(f"{backend} runs on the CPU here (zoo.export.load_runner); use device cpu")
-        fmt = export.BACKENDS[backend]
+        fmt = export.RUNTIME_FORMATS[backend]
         with contextlib.ExitStack() as stack:
             workdir = p.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-backend-")))
             path = workdir / f"{p.name.replace('/', '_')}-{p.spec}{export.FORMATS[fmt]}"

@@ -50,7 +50,7 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
     """
     source, bare = parse_model_name(name)
     if source == "timm":
-        from .timm_interop import create_timm
+        from .timm_models import create_timm
 
         return create_timm(bare, num_classes=num_classes, in_chans=in_chans, **kwargs)
     entry = get_entry(name)

@@ -366,7 +366,7 @@ def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: in
 def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None, batch: str, out: str | None,
                int8: bool, calibration: int, data_dir: str | None, threads: int | None, as_json: bool) -> None:
     """Export a model to ONNX, torch.export (.pt2) or TorchScript and check parity with eager."""
-    from .export import export_model
+    from .deploy import export_model
 
     _set_threads(threads)
     if batch != "dynamic" and not batch.isdigit():
@@ -377,7 +377,7 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
                      batch=batch if batch == "dynamic" else int(batch), data_dir=data_dir)
     q = None
     if int8:
-        from .export import quantize_onnx
+        from .deploy import quantize_onnx
 
         q = quantize_onnx(r.path, str(Path(r.path).with_suffix(".int8.onnx")), name=model_name,
                           calibration=calibration, data_dir=data_dir)

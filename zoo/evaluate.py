@@ -299,22 +299,20 @@ def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: t
 def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, weights: str | None,
                       data: Split, batch_size: int, dev: torch.device, mean: tuple[float, ...],
                       std: tuple[float, ...], progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    import tempfile
+    from .backends import prepare
+    from .export import RUNTIME_FORMATS, load_runner
 
-    from .export import BACKENDS, FORMATS, export_model, load_runner
-
-    if backend not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(BACKENDS)}")
+    if backend not in RUNTIME_FORMATS:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(RUNTIME_FORMATS)}")
     if dev.type != "cpu":
         raise InvalidArgumentError(f"--backend {backend} runs on the CPU here; use --device cpu")
-    with tempfile.TemporaryDirectory(prefix="zoo-eval-") as tmp:
-        path = artefact
-        if path is None:
-            fmt = BACKENDS[backend]
-            path = export_model(name, fmt, weights=weights, out=f"{tmp}/{name}{FORMATS[fmt]}").path
-        runner = load_runner(path, backend)
-        metrics = evaluate(runner, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
-                           name=f"{name} ({backend})", return_predictions=True)
+    if artefact is not None:
+        runner = load_runner(artefact, backend)
+    else:  # the same weights, exported now (zoo.backends writes the artefact in a scratch folder and loads it)
+        runner = prepare(model, backend, input_size=tuple(data.dataset.input_size), device=dev,
+                         batch_size=batch_size, name=name).run
+    metrics = evaluate(runner, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
+                       name=f"{name} ({backend})", return_predictions=True)
     eager = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, name=name,
                      return_predictions=True)
     differ = int((metrics.pop("predictions") != eager["predictions"]).sum())

@@ -427,7 +427,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         tag = check_name(tag or spec.name, "tag (the dataset's name by default; pass --tag)")
         torch.manual_seed(recipe.seed)
         model = create(recipe.model, num_classes=spec.num_classes)
-        if recipe.init_from:  # fine-tuning: every tensor from the checkpoint, a fresh classifier if the classes differ
+        resuming = resume and state_path.exists()
+        if recipe.init_from and not resuming:  # fine-tuning: the checkpoint's tensors, a fresh classifier if needed
             load_into(model, recipe.model, recipe.init_from, new_head=getattr(model, "classifier_path", None))
         model = model.to(dev)
         if not recipe.init_from:  # a data-dependent start (FastNet's whitened stem) only from scratch
@@ -448,7 +449,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                      if recipe.lookahead_steps else None)
         history: list[dict[str, Any]] = []
         start_epoch = 0
-        if resume and state_path.exists():
+        if resuming:
             state = _load_state(state_path, dev)
             if not _same_recipe(state["recipe"], recipe):
                 raise InvalidArgumentError(f"{state_path} was made by another recipe; resume with the same settings")
@@ -465,9 +466,9 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         if ddp.main:
             atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
             if layers:  # what was trained, beside the recipe that said so
-                atomic_write_text(out / "layers.json", json.dumps(
-                    {**layers, "frozen_norms_in_eval_mode": [n for n in layers["frozen"] if any(
-                        m is model.get_submodule(n) for m in frozen_norms)]}, indent=2) + "\n")
+                norms = [n for n in layers["frozen"] if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
+                atomic_write_text(out / "layers.json", json.dumps({**layers, "frozen_norms_in_eval_mode": norms},
+                                                                  indent=2) + "\n")
             _write_log(log_path, history)
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
         step = start_epoch * steps_per_epoch

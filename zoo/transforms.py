@@ -16,7 +16,6 @@ import torch
 from torchvision.transforms import v2
 
 from .errors import InvalidArgumentError
-from .metadata import data_config
 
 __all__ = ["make_transform", "ImageTransform"]
 
@@ -66,6 +65,15 @@ class ImageTransform:
 
 
 def make_transform(source: Any) -> ImageTransform:
-    """The evaluation transform of ``source``: a data config dict, or anything ``zoo.metadata.data_config`` takes."""
-    config = source if isinstance(source, dict) else data_config(source)
+    """The evaluation transform of ``source``: a data config (``zoo.metadata.data_config``), a ``Weights``,
+    or a model that ``zoo.create`` built (its ``pretrained_cfg``)."""
+    if isinstance(source, dict):
+        config = source
+    elif callable(getattr(source, "data_config", None)):
+        config = source.data_config()
+    elif isinstance(getattr(source, "pretrained_cfg", None), dict):
+        config = source.pretrained_cfg
+    else:
+        raise InvalidArgumentError(f"no data config in a {type(source).__name__}: pass a data config dict, a Weights "
+                                   f"or a model built by zoo.create")
     return ImageTransform(tuple(config["input_size"]), tuple(config["mean"]), tuple(config["std"]))

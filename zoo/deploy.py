@@ -1,0 +1,278 @@
+"""Deployment jobs: export a registered model with its weights and check it; quantise an ONNX file.
+
+``export_model`` builds the model with its checkpoint (``zoo.create``), writes the artefact with the
+serializers of ``zoo.export`` and runs it against eager on random inputs and on a real batch at two
+batch sizes; ``parity`` records the max abs difference and whether the argmax is identical, and an
+``ExportError`` is raised when the difference exceeds the tolerance (the file at ``out`` is then left
+as it was). ``quantize_onnx`` makes a static int8 ONNX file calibrated on training images and scores
+both files on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ._version import __version__
+from .builder import create
+from .data import DatasetMissingError, batches, load_for_eval, load_split
+from .errors import InvalidArgumentError, ZooError, summarize
+from .evaluate import evaluate
+from .export import (
+    ATOL,
+    FORMATS,
+    RUNTIME_FORMATS,
+    ExportError,
+    Parity,
+    check_parity,
+    load_runner,
+    to_onnx,
+    to_pt2,
+    to_torchscript,
+)
+from .fileio import atomic_path
+from .registry import get_entry, get_weights
+from .specs import get_dataset_spec
+
+__all__ = ["ExportResult", "export_model", "QuantResult", "quantize_onnx"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportResult:
+    model: str
+    format: str
+    path: str
+    exporter: str
+    weights: str | None
+    metadata: dict[str, str]
+    parity: list[Parity] = field(default_factory=list)
+    tolerance: float = ATOL
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.max_abs_diff <= self.tolerance * max(1.0, p.logit_scale) and p.argmax_identical
+                   for p in self.parity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), ok=self.ok)
+
+
+def _metadata(name: str, cfg: dict[str, Any]) -> dict[str, str]:
+    """The artefact's metadata from the model's ``pretrained_cfg`` (its weights' data config)."""
+    return {
+        "zoo.model": name,
+        "zoo.weights": cfg["weights"] or "",
+        "zoo.weights_sha256": cfg["sha256"] or "",
+        "zoo.num_classes": str(cfg["num_classes"]),
+        "zoo.classes": json.dumps(list(cfg["classes"])),
+        "zoo.mean": json.dumps(list(cfg["mean"])),
+        "zoo.std": json.dumps(list(cfg["std"])),
+        "zoo.input_size": json.dumps(list(cfg["input_size"])),
+        "zoo.version": __version__,
+    }
+
+
+def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | os.PathLike[str] | None = None,
+                 opset: int | None = None, batch: str | int = "dynamic", real_batch: torch.Tensor | None = None,
+                 tolerance: float = ATOL, seed: int = 0, data_dir: str | os.PathLike[str] | None = None
+                 ) -> ExportResult:
+    """Export model ``name`` (with ``weights``, default: its default checkpoint if any) and check parity.
+
+    ``real_batch``: normalised real images for the parity check (default: the first images of the test
+    split of the model's dataset under ``data_dir``, else the embedded sample). Raises ``ExportError``
+    when parity fails; the file at ``out`` is then left as it was.
+    """
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if batch != "dynamic" and (not str(batch).isdigit() or int(batch) < 1):
+        raise InvalidArgumentError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
+    if opset is not None and fmt != "onnx":
+        raise InvalidArgumentError(f"--opset {opset}: applies to --format onnx only")
+    if opset is not None:
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if not 7 <= opset <= newest:
+            raise InvalidArgumentError(f"--opset {opset}: ONNX opsets run from 7 to {newest} with this onnx")
+    entry = get_entry(name)
+    spec = get_dataset_spec(entry.dataset)
+    torch.manual_seed(seed)
+    if weights is None and entry.weights:
+        weights = "default"
+    model = create(name, weights=weights).eval()
+    loaded = get_weights(model.pretrained_cfg["weights"]) if model.pretrained_cfg["weights"] else None
+    out_path = Path(out) if out else Path(f"{name}{FORMATS[fmt]}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = _metadata(name, model.pretrained_cfg)
+    # The artefact is written beside --out and moved there only once its parity holds: a failed export
+    # never leaves a file behind, and never replaces a good one.
+    if real_batch is None:
+        real_batch = _real_batch(entry.dataset, 7 if batch == "dynamic" else int(batch), metadata, data_dir)
+    with atomic_path(out_path) as staged:  # moved to out_path only if _export_and_check returns
+        result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
+                                   real_batch, tolerance, seed)
+    result.path = str(out_path)
+    return result
+
+
+def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: Any, batch: str | int,
+                      opset: int | None, metadata: dict[str, str], loaded: Any, weights: str | None,
+                      real_batch: torch.Tensor | None, tolerance: float, seed: int) -> ExportResult:
+    try:
+        if fmt == "onnx":
+            path, exporter = to_onnx(model, path, input_size=spec.input_size, batch=batch, opset=opset,
+                                     metadata=metadata)
+        elif fmt == "pt2":
+            path, exporter = to_pt2(model, path, input_size=spec.input_size, batch=batch)
+        else:
+            path, exporter = to_torchscript(model, path, input_size=spec.input_size)
+    except (ZooError, OSError):
+        raise
+    except Exception as e:
+        raise ExportError(f"exporting {name} to {fmt} failed: {type(e).__name__}: "
+                          f"{summarize(e)}") from e
+    if fmt == "onnx" and opset is not None:
+        import onnx
+
+        got = next((o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), None)
+        if got != opset:
+            raise ExportError(f"--opset {opset} was asked for but the exporter wrote opset {got}; "
+                              f"leave --opset out, or choose {got}")
+    backend = {v: k for k, v in RUNTIME_FORMATS.items()}[fmt]
+    runner = load_runner(path, backend)
+    result = ExportResult(name, fmt, str(path), exporter, loaded.name if loaded else weights, metadata,
+                          tolerance=tolerance)
+    if loaded is None:
+        result.notes.append("random weights (no checkpoint given or released)")
+    sizes = [2, 7] if batch == "dynamic" else [int(batch)] * 2
+    gen = torch.Generator().manual_seed(seed)
+    real = real_batch
+    for n in sizes:
+        result.parity.append(check_parity(model, runner, torch.randn(n, *spec.input_size, generator=gen), "random"))
+        if real is not None:
+            result.parity.append(check_parity(model, runner, real[:n], "real"))
+    if not result.ok:
+        worst = max(result.parity, key=lambda p: p.max_abs_diff)
+        raise ExportError(f"{name} {fmt} export disagrees with eager: max abs diff {worst.max_abs_diff:.3g} "
+                          f"(tolerance {tolerance:g}) on {worst.inputs} batch of {worst.batch_size}, "
+                          f"argmax identical: {worst.argmax_identical}")
+    return result
+
+
+def _real_batch(dataset: str, n: int, metadata: dict[str, str], data_dir: str | os.PathLike[str] | None = None
+                ) -> torch.Tensor | None:
+    """The first ``n`` images of the test split (or the embedded sample), normalised as the model expects."""
+    try:
+        split = load_for_eval(dataset, "test", data_dir=data_dir)
+    except DatasetMissingError:  # absent and no sample; a corrupt or unsafe file is an error, not a skip
+        return None
+    mean, std = tuple(json.loads(metadata["zoo.mean"])), tuple(json.loads(metadata["zoo.std"]))
+    x, _ = next(batches(split, n, mean=mean, std=std))
+    return x
+
+
+@dataclass
+class QuantResult:
+    """int8 vs fp32 ONNX on the same images: accuracy and throughput (onnxruntime, CPU)."""
+
+    fp32_path: str
+    int8_path: str
+    calibration_images: int
+    eval_images: int
+    is_sample: bool
+    fp32_top1: float
+    int8_top1: float
+    disagreeing_images: int
+    fp32_images_per_s: float
+    int8_images_per_s: float
+    fp32_bytes: int
+    int8_bytes: int
+
+    @property
+    def speedup(self) -> float:
+        return self.int8_images_per_s / self.fp32_images_per_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), speedup=self.speedup, top1_change=self.int8_top1 - self.fp32_top1)
+
+
+def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str], *, name: str,
+                  calibration: int = 512, data_dir: str | None = None, batch_size: int = 256,
+                  eval_limit: int | None = None) -> QuantResult:
+    """Static int8 post-training quantisation with onnxruntime, calibrated on ``calibration`` training images.
+
+    Both models are then evaluated on the test split (or the embedded sample when the dataset is absent).
+    """
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise ZooError("int8 quantisation needs onnxruntime: pip install 'zoo[onnx]'") from None
+    import onnx
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    if "zoo.mean" not in meta:
+        raise ExportError(f"{fp32_path} was not exported by zoo (no zoo.* metadata); export it with `zoo export`")
+    mean, std = tuple(json.loads(meta["zoo.mean"])), tuple(json.loads(meta["zoo.std"]))
+    dataset = _entry_dataset(name)
+    try:  # training images only: calibrating on test images would score int8 on what it was fitted to
+        calib_split = load_split(dataset, "train", data_dir=data_dir)
+    except DatasetMissingError as exc:
+        raise ExportError(f"int8 calibration needs the {dataset} train split, which is absent ({exc})") from None
+    calib_note = "train"
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(calib_split), generator=gen)[:calibration]
+    calib_split = dataclasses.replace(calib_split, images=calib_split.images[idx], labels=calib_split.labels[idx],
+                                      indices=None)
+    x_calib = next(batches(calib_split, len(idx), mean=mean, std=std))[0]
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.chunks = iter(x_calib.split(32))
+
+        def get_next(self) -> dict[str, Any] | None:
+            chunk = next(self.chunks, None)
+            return None if chunk is None else {"input": chunk.numpy()}
+
+    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".zoo-int8-") as scratch, \
+            atomic_path(int8_path) as tmp:
+        pre = Path(scratch) / "preprocessed.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(tmp))
+        for key, value in {**meta, "zoo.quantization": f"int8 static QDQ, {len(idx)} {calib_note} images"}.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+    test = load_for_eval(dataset, "test", data_dir=data_dir)
+    if eval_limit:
+        test = dataclasses.replace(test, images=test.images[:eval_limit], labels=test.labels[:eval_limit],
+                                   indices=None)
+    results = {}
+    for key, path in (("fp32", fp32_path), ("int8", int8_path)):
+        runner = load_runner(path, "onnxruntime")
+        evaluate(runner, test, batch_size=batch_size, mean=mean, std=std)  # warm-up pass
+        results[key] = evaluate(runner, test, batch_size=batch_size, mean=mean, std=std, return_predictions=True)
+    differ = int((results["fp32"]["predictions"] != results["int8"]["predictions"]).sum())
+    return QuantResult(str(fp32_path), str(int8_path), len(idx), len(test), test.is_sample,
+                       results["fp32"]["top1"], results["int8"]["top1"], differ,
+                       results["fp32"]["images_per_s"], results["int8"]["images_per_s"],
+                       fp32_path.stat().st_size, int8_path.stat().st_size)
+
+
+def _entry_dataset(name: str) -> str:
+    return get_entry(name).dataset
