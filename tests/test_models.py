@@ -128,9 +128,17 @@ def test_list_models_patterns_and_filters() -> None:
 
 
 def test_import_zoo_is_light() -> None:
-    code = "import sys, zoo; print(sorted(m for m in ('onnx', 'onnxruntime', 'click', 'timm', 'matplotlib') if m in sys.modules))"
+    heavy = "('torch', 'numpy', 'onnx', 'onnxruntime', 'click', 'timm', 'matplotlib')"
+    code = f"import sys, zoo; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.strip() == "[]"  # torch comes with the first attribute that needs it
+    code = "import sys, zoo; zoo.list_models(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "True\n"
+    code = ("import sys, zoo.cli\ntry:\n    zoo.cli.main()\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    for args in (["--help"], ["train", "--help"], ["predict", "--help"], ["weights", "list", "--help"]):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert proc.stderr.strip() == "False" and "Usage" in proc.stdout, args  # --help never imports torch
 
 
 def test_timm_architecture_adapted_to_32x32() -> None:

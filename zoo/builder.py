@@ -22,7 +22,8 @@ from .metadata import Weights, data_config
 from .registry import get_entry, parse_model_name
 from .specs import get_dataset_spec
 
-__all__ = ["create", "pretrained_cfg", "model_info", "ModelInfo", "LayerRow", "layer_summary", "count_params", "count_flops"]
+__all__ = ["create", "pretrained_cfg", "model_info", "ModelInfo", "LayerRow", "layer_summary", "count_params",
+           "count_flops"]
 
 _logger = logging.getLogger(__name__)
 

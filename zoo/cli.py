@@ -419,13 +419,13 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--max-minutes", type=float, help="Time budget: stop (state saved, resumable) before an epoch "
               "that would end past it.")
-@click.option("--threads", type=click.IntRange(min=1, max=1024), help="CPU threads for torch (default: torch's choice).")
+@threads_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], dataset: str | None,
-              init_from: str | None, freeze: str | None, out_dir: str | None, resume: bool, tag: str | None, save_dtype: str | None,
-              data_dir: str | None, device: str, max_minutes: float | None, threads: int | None, progress: bool,
-              as_json: bool) -> None:
+              init_from: str | None, freeze: str | None, out_dir: str | None, resume: bool, tag: str | None,
+              save_dtype: str | None, data_dir: str | None, device: str, max_minutes: float | None, threads: int | None,
+              progress: bool, as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
     from .recipes import parse_overrides, resolve_recipe
     from .train import train
@@ -653,7 +653,7 @@ def analyze_group() -> None:
               help="Redraw the figures of a saved landscape.json; nothing is trained.")
 @click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root (default: $ZOO_DATA, else the cache).")
 @click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1, max=1024), help="CPU threads for torch (default: torch's choice).")
+@threads_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 def analyze_landscape_cmd(full: bool, models: str | None, lrs: tuple[float, ...] | None, steps: int | None,

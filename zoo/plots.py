@@ -258,7 +258,7 @@ __all__ += ["plot_lines"]
 
 def plot_lines(panels: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "",
                xlabel: str = "training step", sharey: bool = True) -> Path:
-    """Panels of lines side by side (on one y scale with ``sharey``): ``{"title", "ylabel", "lines": {label: (x, y)}}``."""
+    """Panels of lines side by side (one y scale with ``sharey``): ``{"title", "ylabel", "lines": {label: (x, y)}}``."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), sharey=sharey, squeeze=False)
     for ax, panel in zip(axes[0], panels):

@@ -183,9 +183,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                    "0.2, an EMA of the weights, flip + 2-pixel translate, bf16, channels_last, 16 epochs."),
     _r(name="fastnet.cifar10.la", model="fastnet", dataset="cifar10", epochs=17, label_smoothing=0.2,
        lookahead_steps=5, lookahead_decay=0.77, flip=True, alternate_flip=True, **_FAST,
-       description="fastnet.cifar10 with airbench's other two ingredients: alternating flips and Lookahead "
-                   "(every 5 steps, decay rising to 0.77) instead of an EMA, and 17 epochs (what 30 minutes "
-                   "allow on 2 AMD EPYC cores)."),
+       description="An experiment (its run: docs/runs/fastnet.cifar10.la-trial): fastnet.cifar10 with airbench's "
+                   "other two ingredients, alternating flips and Lookahead (every 5 steps, decay rising to 0.77) "
+                   "instead of an EMA, and 17 epochs (what 30 minutes allow on 2 AMD EPYC cores)."),
     _r(name="fastnet_mnist.mnist", model="fastnet_mnist", dataset="mnist", epochs=2, label_smoothing=0.1, **_FAST,
        description="MNIST to 99% in under a minute on a 2-core CPU: fastnet.cifar10's recipe on the narrow "
                    "FastNet, 2-pixel translations (no flips: digits are not symmetric), 2 epochs."),

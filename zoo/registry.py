@@ -27,8 +27,8 @@ from .specs import get_dataset_spec
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["ModelEntry", "register_model", "parse_model_name", "get_entry", "list_models", "registered_names", "list_weights",
-           "get_weights"]
+__all__ = ["ModelEntry", "register_model", "parse_model_name", "get_entry", "list_models", "registered_names",
+           "list_weights", "get_weights"]
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,8 @@ def _freeze(model: nn.Module, spec: str) -> dict[str, list[str]]:
 
 
 def _frozen_norms(model: nn.Module, frozen: list[str]) -> list[nn.Module]:
-    return [model.get_submodule(n) for n in frozen if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
+    return [model.get_submodule(n) for n in frozen
+            if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
 
 
 def _alternate_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
@@ -466,7 +467,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         if ddp.main:
             atomic_write_text(out / "recipe.json", json.dumps(recipe.to_dict(), indent=2) + "\n")
             if layers:  # what was trained, beside the recipe that said so
-                norms = [n for n in layers["frozen"] if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
+                norms = [n for n in layers["frozen"]
+                         if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
                 atomic_write_text(out / "layers.json", json.dumps({**layers, "frozen_norms_in_eval_mode": norms},
                                                                   indent=2) + "\n")
             _write_log(log_path, history)

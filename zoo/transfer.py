@@ -219,7 +219,8 @@ def redraw_transfer(json_path: str | os.PathLike[str], out_dir: str | os.PathLik
         result = json.loads(Path(json_path).read_text())
         result["runs"]["transfer"]["test_top1"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgumentError(f"{json_path} is not a transfer.json written by zoo analyze transfer ({exc})") from None
+        raise InvalidArgumentError(f"{json_path} is not a transfer.json written by zoo analyze transfer "
+                                   f"({exc})") from None
     out = Path(out_dir) if out_dir else Path(json_path).parent
     result["paths"] = [str(json_path), str(transfer_figure(result, out / "transfer.png"))]
     return result
