@@ -14,11 +14,12 @@ import json
 import sys
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 
-def load_model(path: str) -> tuple[ort.InferenceSession, dict]:
+def load_model(path: str) -> tuple[object, dict]:
+    import onnxruntime as ort  # here, so that classify_openvino.py can reuse the rest without it
+
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     if "zoo.classes" not in meta:
@@ -60,19 +61,24 @@ def main() -> int:
 
     session, info = load_model(args.model)
     batch = np.stack([preprocess(p, info) for p in args.images]).astype(np.float32)
-    probs = softmax(session.run(None, {session.get_inputs()[0].name: batch})[0])
+    report(args.images, softmax(session.run(None, {session.get_inputs()[0].name: batch})[0]), info, args.top,
+           args.json)
+    return 0
+
+
+def report(images: list[str], probs: np.ndarray, info: dict, top_k: int, as_json: bool) -> None:
+    """Print each image's top-k classes (or JSON)."""
     results = []
-    for path, p in zip(args.images, probs):
-        top = np.argsort(-p)[: args.top]
+    for path, p in zip(images, probs):
+        top = np.argsort(-p)[:top_k]
         results.append({"image": path, "class": info["classes"][top[0]], "index": int(top[0]),
                         "top": [{"class": info["classes"][i], "probability": float(p[i])} for i in top]})
-    if args.json:
+    if as_json:
         print(json.dumps(results, indent=2))
     else:
         print(f"{info['model']} ({info['weights']})")
         for r in results:
             print(f"{r['image']}: " + ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"]))
-    return 0
 
 
 if __name__ == "__main__":

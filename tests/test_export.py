@@ -32,13 +32,36 @@ def test_every_architecture_exports_to_onnx_with_parity(name: str, tmp_path: Pat
     assert {p.batch_size for p in r.parity} == {2, 7}  # dynamic batch
 
 
-@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript", "openvino"])
 @pytest.mark.parametrize("name", ["resnet20", "vgga_light", "cnn_32_64_mnist"])
-def test_pt2_and_torchscript_parity(name: str, fmt: str, tmp_path: Path) -> None:
-    r = export_model(name, fmt, out=tmp_path / f"{name}.{fmt}")
+def test_pt2_torchscript_and_openvino_parity(name: str, fmt: str, tmp_path: Path) -> None:
+    r = export_model(name, fmt, out=tmp_path / f"{name}.{'xml' if fmt == 'openvino' else fmt}")
     assert r.ok and all(p.max_abs_diff <= ATOL * max(1.0, p.logit_scale) for p in r.parity)
-    runner = load_runner(r.path, {"pt2": "pt2", "torchscript": "torchscript"}[fmt])
+    assert {p.batch_size for p in r.parity} == {2, 7}  # dynamic batch
+    runner = load_runner(r.path, {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt])
     assert runner(torch.randn(3, *zoo.model_info(name).input_size)).shape == (3, zoo.model_info(name).num_classes)
+    if fmt == "openvino":  # two files, both in place, nothing staged left behind
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.bin", f"{name}.xml"]
+
+
+def test_openvino_ir_carries_the_metadata_and_evaluates_like_eager(tmp_path: Path) -> None:
+    import openvino as ov
+
+    r = export_model("resnet20", "openvino", out=tmp_path / "r20.xml")
+    model = ov.Core().read_model(r.path)
+    w = zoo.get_weights("resnet20.cifar10")
+    assert model.get_rt_info(["zoo", "weights_sha256"]).astype(str) == w.sha256
+    assert json.loads(model.get_rt_info(["zoo", "mean"]).astype(str)) == list(w.mean)
+    for backend in ("openvino", "openvino-bf16"):
+        result = CliRunner().invoke(cli, ["eval", "-m", "resnet20", "cifar10", "--backend", backend, "--artefact",
+                                          r.path, "--json", "--data-dir", str(tmp_path / "none")])
+        assert result.exit_code == 0, result.output
+        e = json.loads(result.output[result.output.index("{"):])
+        assert e["backend"] == backend and e["num_images"] == 1000  # the sample
+        if backend == "openvino":  # fp32: the same top-1 on every image
+            assert e["parity"]["identical"] and e["correct"] == e["parity"]["eager_correct"]
+        else:  # bf16 arithmetic: a few images may flip
+            assert e["parity"]["disagreeing_images"] <= 10
 
 
 def test_onnx_metadata_describes_the_model(tmp_path: Path) -> None:
@@ -78,9 +101,10 @@ def test_int8_quantisation_is_measured(tmp_path: Path) -> None:
     assert abs(q.int8_top1 - q.fp32_top1) < 2.0 and q.fp32_images_per_s > 0 and q.int8_images_per_s > 0
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 @pytest.mark.parametrize("name,dataset", [("mlp_60_40_20_bn", "mnist"), ("resnet20", "cifar10")])
-def test_example_classifies_pngs_like_eager_without_torch(name: str, dataset: str, tmp_path: Path) -> None:
-    model_path = export_model(name, "onnx", out=tmp_path / f"{name}.onnx").path
+def test_example_classifies_pngs_like_eager_without_torch(name: str, dataset: str, fmt: str, tmp_path: Path) -> None:
+    model_path = export_model(name, fmt, out=tmp_path / f"{name}.{'xml' if fmt == 'openvino' else fmt}").path
     sample = load_sample(dataset)
     paths = []
     for i in range(12):
@@ -92,7 +116,7 @@ def test_example_classifies_pngs_like_eager_without_torch(name: str, dataset: st
              "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
              "assert 'torch' not in sys.modules, 'the example imported torch'\n")
-    proc = subprocess.run([sys.executable, "-c", check, str(ROOT / "examples" / "classify_onnx.py"), model_path,
+    proc = subprocess.run([sys.executable, "-c", check, str(ROOT / "examples" / f"classify_{fmt}.py"), model_path,
                            *paths, "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     got = [r["index"] for r in json.loads(proc.stdout)]

@@ -159,7 +159,8 @@ def _exported(backend: str) -> Callable[[Prepared], Prepared]:
             workdir = p.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-backend-")))
             path = workdir / f"{p.name.replace('/', '_')}-{p.spec}{export.FORMATS[fmt]}"
             if not path.exists():  # with a shared workdir, one export serves every thread count
-                save = {"onnx": export.to_onnx, "pt2": export.to_pt2, "torchscript": export.to_torchscript}[fmt]
+                save = {"onnx": export.to_onnx, "pt2": export.to_pt2, "torchscript": export.to_torchscript,
+                        "openvino": export.to_openvino}[fmt]
                 _, how = save(p.module.eval(), path, input_size=p.input_size)
                 p.notes.append(f"{fmt} exported by {how}")
             p.runner = export.load_runner(path, backend, threads=p.threads)  # loaded into memory
@@ -180,8 +181,12 @@ BACKENDS: dict[str, tuple[Callable[[Prepared], Prepared], tuple[str, ...], str]]
                     "ONNX (zoo.export.to_onnx) run by onnxruntime, CPU provider, all graph optimisations"),
     "pt2": (_exported("pt2"), (), "torch.export program (zoo.export.to_pt2)"),
     "torchscript": (_exported("torchscript"), (), "TorchScript (zoo.export.to_torchscript)"),
+    "openvino": (_exported("openvino"), ("openvino",),
+                 "OpenVINO IR (zoo.export.to_openvino) on OpenVINO's CPU plugin, fp32, latency hint"),
+    "openvino-bf16": (_exported("openvino-bf16"), ("openvino",),
+                      "the same IR with INFERENCE_PRECISION_HINT=bf16 (AMX or AVX512-BF16 kernels)"),
 }
-EXPORTED = ("onnxruntime", "pt2", "torchscript")
+EXPORTED = ("onnxruntime", "pt2", "torchscript", "openvino", "openvino-bf16")
 
 
 def parse_backend(spec: str) -> tuple[str, ...]:
@@ -278,7 +283,8 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
         mods = tuple(spec)
     missing = missing_dependency(mods)
     if missing:
-        raise ZooError(f"backend {'+'.join(mods)} needs {missing}: pip install 'zoo[onnx]'")
+        extra = "openvino" if missing == "openvino" else "onnx"
+        raise ZooError(f"backend {'+'.join(mods)} needs {missing}: pip install 'zoo[{extra}]'")
     p = Prepared(copy.deepcopy(model).eval().to(device), device, tuple(input_size), mods, threads, workdir, name)
     for mod in mods:
         p = BACKENDS[mod][0](p)

@@ -351,7 +351,7 @@ def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: in
 @cli.command("export")
 @click.option("--model", "-m", "model_name", required=True)
 @click.option("--weights", "-w", help="Weight name, tag or file (default: the model's default checkpoint).")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "torchscript"]), default="onnx",
+@click.option("--format", "fmt", type=click.Choice(["onnx", "pt2", "torchscript", "openvino"]), default="onnx",
               show_default=True)
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")

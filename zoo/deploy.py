@@ -29,17 +29,18 @@ from .errors import InvalidArgumentError, ZooError, summarize
 from .evaluate import evaluate
 from .export import (
     ATOL,
+    FORMAT_RUNTIMES,
     FORMATS,
-    RUNTIME_FORMATS,
     ExportError,
     Parity,
     check_parity,
     load_runner,
     to_onnx,
+    to_openvino,
     to_pt2,
     to_torchscript,
 )
-from .fileio import atomic_path
+from .fileio import atomic_path, replace_into
 from .registry import get_entry, get_weights
 from .specs import get_dataset_spec
 
@@ -120,9 +121,17 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     # never leaves a file behind, and never replaces a good one.
     if real_batch is None:
         real_batch = _real_batch(entry.dataset, 7 if batch == "dynamic" else int(batch), metadata, data_dir)
-    with atomic_path(out_path) as staged:  # moved to out_path only if _export_and_check returns
-        result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
-                                   real_batch, tolerance, seed)
+    if fmt == "openvino":  # two files (.xml and .bin, found by the .xml's name): staged in a folder beside --out
+        with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".zoo-export-") as scratch:
+            staged = Path(scratch) / out_path.name
+            result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
+                                       real_batch, tolerance, seed)
+            replace_into(staged.with_suffix(".bin"), out_path.with_suffix(".bin"))
+            replace_into(staged, out_path)
+    else:
+        with atomic_path(out_path) as staged:  # moved to out_path only if _export_and_check returns
+            result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
+                                       real_batch, tolerance, seed)
     result.path = str(out_path)
     return result
 
@@ -136,6 +145,8 @@ def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: A
                                      metadata=metadata)
         elif fmt == "pt2":
             path, exporter = to_pt2(model, path, input_size=spec.input_size, batch=batch)
+        elif fmt == "openvino":
+            path, exporter = to_openvino(model, path, input_size=spec.input_size, batch=batch, metadata=metadata)
         else:
             path, exporter = to_torchscript(model, path, input_size=spec.input_size)
     except (ZooError, OSError):
@@ -150,8 +161,7 @@ def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: A
         if got != opset:
             raise ExportError(f"--opset {opset} was asked for but the exporter wrote opset {got}; "
                               f"leave --opset out, or choose {got}")
-    backend = {v: k for k, v in RUNTIME_FORMATS.items()}[fmt]
-    runner = load_runner(path, backend)
+    runner = load_runner(path, FORMAT_RUNTIMES[fmt])
     result = ExportResult(name, fmt, str(path), exporter, loaded.name if loaded else weights, metadata,
                           tolerance=tolerance)
     if loaded is None:

@@ -9,6 +9,9 @@
   input size, zoo version, so a deployment needs nothing else (see ``examples/classify_onnx.py``).
 - ``.pt2`` is ``torch.export.save`` of an ``ExportedProgram`` with the same dynamic batch.
 - TorchScript is ``torch.jit.script``, else ``torch.jit.trace`` (the reason is logged).
+- OpenVINO IR (``.xml`` + ``.bin``) is ``openvino.convert_model`` of the module, fp32 weights, the same
+  metadata in its rt_info under ``zoo``; ``openvino`` runs it in fp32, ``openvino-bf16`` with OpenVINO's
+  bf16 precision hint.
 
 ``load_runner`` turns an artefact into a callable (float32 NCHW -> logits) for a runtime
 (``RUNTIME_FORMATS``: onnxruntime, pt2, torchscript); ``check_parity`` compares one with eager.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,15 +30,18 @@ import torch
 import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError, summarize
-from .fileio import atomic_path
+from .fileio import atomic_path, replace_into
 
-__all__ = ["ExportError", "Parity", "FORMATS", "RUNTIME_FORMATS", "to_onnx", "to_pt2", "to_torchscript", "load_runner",
+__all__ = ["ExportError", "Parity", "FORMATS", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "to_openvino", "to_onnx", "to_pt2", "to_torchscript", "load_runner",
            "check_parity", "ATOL"]
 
 _logger = logging.getLogger(__name__)
 
-FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt"}
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "pt2": "pt2", "torchscript": "torchscript"}  # runtime -> the format it runs
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt", "openvino": ".xml"}
+# runtime -> the format it runs; openvino-bf16 is OpenVINO's CPU plugin with INFERENCE_PRECISION_HINT=bf16
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino",
+                   "openvino-bf16": "openvino"}
+FORMAT_RUNTIMES = {"onnx": "onnxruntime", "pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}
 ATOL = 1e-4  # max logit difference allowed between an artefact and eager (fp32), times max(1, max |logit|)
 
 
@@ -124,6 +131,37 @@ def to_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size
     return path, how
 
 
+def to_openvino(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
+                batch: str | int = "dynamic", metadata: dict[str, str] | None = None) -> tuple[Path, str]:
+    """OpenVINO IR (``path`` .xml and its .bin) through ``openvino.convert_model``, fp32 weights.
+
+    ``metadata`` goes into the model's rt_info under ``zoo`` (``model.get_rt_info(["zoo", key])``). The
+    .bin is moved into place before the .xml, so an .xml never appears without its weights.
+    """
+    import warnings
+
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ZooError("OpenVINO export needs openvino: pip install 'zoo[openvino]'") from None
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise InvalidArgumentError(f"an OpenVINO IR is an .xml file (with a .bin beside it), got {path}")
+    n = 2 if batch == "dynamic" else int(batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # convert_model traces with torch.jit
+        ov_model = ov.convert_model(model.eval(), example_input=torch.randn(n, *input_size),
+                                    input=[ov.PartialShape([-1 if batch == "dynamic" else n, *input_size])])
+    for key, value in (metadata or {}).items():
+        ov_model.set_rt_info(value, ["zoo", key.removeprefix("zoo.")])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}-") as scratch:
+        ov.save_model(ov_model, str(Path(scratch) / path.name), compress_to_fp16=False)
+        replace_into(Path(scratch) / path.with_suffix(".bin").name, path.with_suffix(".bin"))
+        replace_into(Path(scratch) / path.name, path)
+    return path, f"openvino.convert_model (OpenVINO {ov.__version__.split('-')[0]})"
+
+
 def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | None = None
                 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A callable float32 NCHW tensor -> logits tensor for an exported artefact.
@@ -169,6 +207,21 @@ def _load_runner(path: str, backend: str, threads: int | None) -> Callable[[torc
     if backend == "pt2":
         module = torch.export.load(path).module()
         return lambda x: module(x)
+    if backend in ("openvino", "openvino-bf16"):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ZooError("the openvino backend needs openvino: pip install 'zoo[openvino]'") from None
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if backend == "openvino-bf16" else "f32",
+                                  "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(path, "CPU", config)
+
+        def run_ov(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(compiled(x.detach().cpu().float().contiguous().numpy())[0].copy())
+
+        return run_ov
     if backend == "torchscript":
         import warnings
 
