@@ -64,8 +64,8 @@ def predict(model: str | nn.Module, images: Sequence[Any], *, weights: str | Non
         raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(model, str):
         if weights == "default" and not get_entry(model).weights:
-            raise InvalidArgumentError(f"{model} has no released weights: pass weights=<checkpoint file>, or train "
-                                       f"one with `zoo train`")
+            raise InvalidArgumentError(f"{model} has no released weights: pass a checkpoint file as the weights "
+                                       f"(--weights FILE), or train one with `zoo train`")
         model = create(model, weights=weights)
     cfg = data_config(model)
     transform = make_transform(cfg)
