@@ -543,17 +543,11 @@ def weights_group() -> None:
 
 
 def _released(names: tuple[str, ...], every: bool) -> list[Any]:
-    if every:
-        return zoo.list_weights()
-    if not names:
+    from .registry import select_weights
+
+    if not every and not names:
         raise click.UsageError("name the weights (arch.tag, wildcards allowed) or pass --all")
-    chosen = []
-    for name in names:
-        matched = zoo.list_weights(name) if any(ch in name for ch in "*?[") else [zoo.get_weights(name)]
-        if not matched:
-            raise zoo.UnknownModelError(f"no released weights match {name!r}; see `zoo weights list`")
-        chosen += [w for w in matched if w not in chosen]
-    return chosen
+    return zoo.list_weights() if every else select_weights(names)
 
 
 @weights_group.command("list")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 __all__ = ["ModelEntry", "register_model", "parse_model_name", "get_entry", "list_models", "registered_names",
-           "list_weights", "get_weights"]
+           "list_weights", "get_weights", "select_weights"]
 
 
 @dataclass(frozen=True)
@@ -188,3 +188,17 @@ def get_weights(name: str) -> Weights:
     hint = f"; did you mean: {', '.join(close)}?" if close else ("; see `zoo list --pretrained`" if known
                                                                   else "; no weights are released yet")
     raise UnknownModelError(f"unknown weights {name!r}{hint}")
+
+
+def select_weights(names: list[str] | tuple[str, ...]) -> list[Weights]:
+    """The released weights ``names`` name (``arch.tag``, or fnmatch patterns), each once, in the order given.
+
+    An exact name that is unknown raises with the closest matches; a pattern that matches nothing raises.
+    """
+    chosen: list[Weights] = []
+    for name in names:
+        matched = list_weights(name) if any(ch in name for ch in "*?[") else [get_weights(name)]
+        if not matched:
+            raise UnknownModelError(f"no released weights match {name!r}; see `zoo weights list`")
+        chosen += [w for w in matched if w not in chosen]
+    return chosen
