@@ -6,7 +6,8 @@ measured and recorded (load average, and the CPU time other processes used durin
 ``/proc/stat``).
 
 - ``main``: every backend but torch.compile at batch 1 and 64, CPU and CUDA (CUDA rows say when there is
-  none); zoo's resnet18 next to ``timm/resnet18`` (timm's ResNet-18 with the same 32x32 stem).
+  none), OpenVINO (fp32 and bf16) and onnxruntime among them; zoo's resnet18 next to ``timm/resnet18``
+  (timm's ResNet-18 with the same 32x32 stem).
 - ``compile``: torch.compile, fp32 and on top of the best bf16 setting, with a cold inductor cache.
 - ``sweep``: eager, onnxruntime and bf16 at batch 1, 4, 16, 256: where the best setting changes.
 - ``threads``: eager and auto at one thread and at ``--threads``.
@@ -42,7 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ["resnet18", "timm/resnet18", "resnet20", "vgg19_bn"]
 BEST_BF16 = "fold-bn+channels-last+bf16-cast"
 MAIN_BACKENDS = ["eager", "channels-last", "fold-bn", "fold-bn+channels-last", "bf16", "bf16-cast", BEST_BF16,
-                 "onnxruntime", "pt2", "torchscript", "auto"]
+                 "onnxruntime", "openvino", "openvino-bf16", "pt2", "torchscript", "auto"]
 COMPILE_BACKENDS = ["eager", BEST_BF16, "compile", f"compile+{BEST_BF16}"]
 PARTS = ["main", "compile", "sweep", "threads", "parity", "int8"]
 
@@ -88,7 +89,8 @@ def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int) -
     elif part == "compile":
         kwargs = dict(models=MODELS, backends=COMPILE_BACKENDS, batch_sizes=[1, 64], threads=[threads])
     elif part == "sweep":
-        kwargs = dict(models=["resnet18", "resnet20", "vgg19_bn"], backends=["eager", "onnxruntime", BEST_BF16],
+        kwargs = dict(models=["resnet18", "resnet20", "vgg19_bn"], backends=["eager", "onnxruntime", "openvino-bf16",
+                                                                           BEST_BF16],
                       batch_sizes=[1, 4, 16, 256], threads=[threads])
     elif part == "threads":
         kwargs = dict(models=["resnet18"], backends=["eager", "auto"], batch_sizes=[1, 64],

@@ -50,7 +50,7 @@ class TransferConfig:
     model: str = "resnet20"
     source_classes: tuple[int, ...] = (0, 1, 2, 3, 4)
     target_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
-    source_epochs: int = 4
+    source_epochs: int = 3
     source_images: int = 0  # source training images (balanced; 0 = all 25,000)
     source_lr: float = 2e-3
     target_images: int = 1000  # labelled target training images (balanced over the target classes)
