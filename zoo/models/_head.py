@@ -15,9 +15,13 @@ __all__ = ["ClassifierMixin"]
 
 
 class ClassifierMixin:
-    """``get_classifier``, ``reset_classifier`` and ``num_features`` from ``classifier_path``."""
+    """``get_classifier``, ``reset_classifier`` and ``num_features`` from ``classifier_path``.
 
-    classifier_path: str  # dotted name of the final nn.Linear, e.g. "linear" or "classifier.6"
+    Each family sets ``self.classifier_path`` (the dotted name of its final nn.Linear, e.g. ``"linear"`` or
+    ``"classifier.6"``) in ``__init__``. TorchScript leaves these helpers alone: ``forward`` never uses them.
+    """
+
+    __jit_unused_properties__ = ["num_features", "num_classes"]  # properties TorchScript must not compile
 
     def get_classifier(self) -> nn.Module:
         return self.get_submodule(self.classifier_path)  # type: ignore[attr-defined]
