@@ -681,7 +681,7 @@ def analyze_landscape_cmd(full: bool, models: str | None, lrs: tuple[float, ...]
 
 @analyze_group.command("transfer")
 @click.option("--full", is_flag=True, help="The longer preset (15 source epochs, 2,500 target images, 1,000 steps) "
-              "instead of the short one (about 3 minutes on 2 CPU cores).")
+              "instead of the short one (minutes on 2 CPU cores; the README table records its wall time).")
 @click.option("--model", help="Architecture with the timm classifier protocol [default: resnet20].")
 @click.option("--freeze", help="Layers frozen in the transfer run [default: conv1,bn1,layer1,layer2].")
 @click.option("--target-images", type=click.IntRange(min=10), help="Labelled target training images.")

@@ -237,7 +237,7 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLik
     if "zoo.mean" not in meta:
         raise ExportError(f"{fp32_path} was not exported by zoo (no zoo.* metadata); export it with `zoo export`")
     mean, std = tuple(json.loads(meta["zoo.mean"])), tuple(json.loads(meta["zoo.std"]))
-    dataset = _entry_dataset(name)
+    dataset = get_entry(name).dataset
     try:  # training images only: calibrating on test images would score int8 on what it was fitted to
         calib_split = load_split(dataset, "train", data_dir=data_dir)
     except DatasetMissingError as exc:
@@ -283,6 +283,3 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLik
                        results["fp32"]["images_per_s"], results["int8"]["images_per_s"],
                        fp32_path.stat().st_size, int8_path.stat().st_size)
 
-
-def _entry_dataset(name: str) -> str:
-    return get_entry(name).dataset

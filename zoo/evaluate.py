@@ -246,7 +246,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         raise InvalidArgumentError(f"--artefact needs --backend {', '.join(EXPORTED)}, not {backend!r}")
     if backend in EXPORTED:
         setting = backend
-        metrics, parity = _evaluate_backend(model, name, backend, artefact, weights, data, batch_size, dev, mean,
+        metrics, parity = _evaluate_backend(model, name, backend, artefact, data, batch_size, dev, mean,
                                             std, progress)
         notes.append(f"{backend}: {parity['summary']}")
     else:
@@ -296,9 +296,9 @@ def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: t
     return p.run, p.spec
 
 
-def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, weights: str | None,
-                      data: Split, batch_size: int, dev: torch.device, mean: tuple[float, ...],
-                      std: tuple[float, ...], progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, data: Split, batch_size: int,
+                      dev: torch.device, mean: tuple[float, ...], std: tuple[float, ...],
+                      progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     from .backends import prepare
     from .export import RUNTIME_FORMATS, load_runner
 

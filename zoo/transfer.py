@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from .builder import create
 from .data import Split, batches, load_split
 from .errors import InvalidArgumentError
+from .evaluate import evaluate
 from .fileio import atomic_write_text, strict_json
 from .machine import hardware_description
 
@@ -65,7 +66,7 @@ class TransferConfig:
 
 
 PRESETS = {
-    "short": TransferConfig(),  # about 3 minutes on 2 CPU cores
+    "short": TransferConfig(),  # minutes on 2 CPU cores (wall time recorded in transfer.json)
     "full": TransferConfig(source_epochs=15, target_images=2500, target_steps=1000, test_images=0, probe_every=25),
 }
 
@@ -98,17 +99,12 @@ def _classes(split: Split, keep: tuple[int, ...], limit: int = 0, seed: int = 0)
                                indices=None)
 
 
-@torch.no_grad()
 def _score(model: nn.Module, data: Split) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 on ``data`` (``zoo.evaluate.evaluate``, which switches to eval mode)."""
     was = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for x, y in batches(data, 500):
-        out = model(x)
-        loss += float(F.cross_entropy(out, y, reduction="sum"))
-        correct += int((out.argmax(1) == y).sum())
+    metrics = evaluate(model, data, batch_size=500)
     model.train(was)
-    return loss / len(data), 100.0 * correct / len(data)
+    return metrics["loss"], metrics["top1"]
 
 
 def _train(model: nn.Module, data: Split, steps: int, lr: float, config: TransferConfig,
@@ -117,10 +113,13 @@ def _train(model: nn.Module, data: Split, steps: int, lr: float, config: Transfe
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(config.seed)
     curve: dict[str, list[float]] = {"step": [], "train_loss": [], "test_loss": [], "test_top1": []}
+
+    def record(at: int, train_loss: float) -> None:
+        for key, value in zip(curve, (at, train_loss, *_score(model, probe))):
+            curve[key].append(value)
+
     if probe is not None:
-        loss, top1 = _score(model, probe)
-        curve["step"].append(0), curve["train_loss"].append(float("nan"))
-        curve["test_loss"].append(loss), curve["test_top1"].append(top1)
+        record(0, float("nan"))
     step, running = 0, []
     while step < steps:
         for x, y in batches(data, config.batch_size, shuffle=True, generator=gen, drop_last=True):
@@ -134,9 +133,7 @@ def _train(model: nn.Module, data: Split, steps: int, lr: float, config: Transfe
             step += 1
             running.append(loss.item())
             if probe is not None and (step % config.probe_every == 0 or step == steps):
-                test_loss, top1 = _score(model, probe)
-                curve["step"].append(step), curve["train_loss"].append(sum(running) / len(running))
-                curve["test_loss"].append(test_loss), curve["test_top1"].append(top1)
+                record(step, sum(running) / len(running))
                 running = []
             if step == steps:
                 break
