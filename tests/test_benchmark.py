@@ -125,12 +125,75 @@ def test_parse_backend_orders_modifiers_and_rejects_bad_combinations() -> None:
             backends.parse_backend(backends.resolve_auto(device, b, gflops=0.1))
 
 
-def test_auto_takes_onnxruntime_for_small_calls_and_bf16_for_large_ones() -> None:
+def _table(cls: str) -> dict[str, object]:
+    """A measured table like zoo/auto.json's: small calls fastest on onnxruntime, large ones on openvino-bf16."""
+    def point(gflop: float, **ips: float) -> dict[str, object]:
+        return {"model": "m", "batch_size": 1, "gflop_per_call": gflop,
+                "candidates": {k.replace("_", "-"): {"images_per_s": v, "setup_s": 0.0 if k == "eager" else 5.0}
+                               for k, v in ips.items()}}
+
+    return {cls: {"machine": "test CPU, 2 threads", "recorded": "2026-11-28", "points": [
+        point(0.1, eager=100.0, onnxruntime=300.0, openvino=200.0),
+        point(1.0, eager=100.0, onnxruntime=101.0, openvino=104.0),  # fp32 settings within 5% of each other
+        point(10.0, eager=100.0, openvino=200.0, openvino_bf16=205.0),  # bf16 within 5% of fp32
+        point(60.0, eager=100.0, onnxruntime=120.0, openvino_bf16=400.0),
+    ]}}
+
+
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.machine import cpu_class
+
+    monkeypatch.setattr(backends, "auto_table", lambda path=None: _table(cpu_class()))
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)
+
+
+def test_auto_picks_the_fastest_measured_setting_at_the_nearest_point(measured: None) -> None:
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    assert backends.resolve_auto("cpu", 1, gflops=0.08) == "onnxruntime"  # nearest point: 0.1 GFLOP
+    assert backends.resolve_auto("cpu", 4, gflops=0.25) == "openvino"  # 1.0 GFLOP: the fastest, all fp32
+    assert backends.resolve_auto("cpu", 10, gflops=1.0) == "openvino"  # bf16 faster by under 5%: fp32 wins
+    assert backends.resolve_auto("cpu", 64, gflops=1.1) == "openvino-bf16"  # 70 GFLOP per call: nearest is 60
+    assert backends.resolve_auto("cpu", 64, gflops=None) == "openvino-bf16"  # unknown: the largest call
+    # a pass over few images pays the 5 s export: eager (no setup) wins there, the export wins over many
+    assert backends.resolve_auto("cpu", 64, gflops=1.1, images=100) == "eager"
+    assert backends.resolve_auto("cpu", 64, gflops=1.1, images=10_000) == "openvino-bf16"
+    assert backends.resolve_auto("cuda", 1, gflops=0.08) == backends.AUTO_CUDA
+    assert "measured on test CPU" in backends.auto_rule()["cpu"]
+
+
+def test_auto_skips_what_is_not_installed_or_not_native(measured: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
+    assert backends.resolve_auto("cpu", 64, gflops=1.1) == "onnxruntime"
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert backends.resolve_auto("cpu", 64, gflops=1.1) == "eager"
+
+
+def test_auto_falls_back_to_a_rule_on_a_cpu_class_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(backends, "auto_table", lambda path=None: _table("some-other-cpu"))
     assert backends.resolve_auto("cpu", 1, gflops=0.08) == "onnxruntime"  # resnet20, one image
     large = backends.resolve_auto("cpu", 64, gflops=1.1)  # resnet18, batch 64
     assert "fold-bn" in large and ("bf16-cast" in large) == backends.cpu_has_bf16()
-    assert backends.resolve_auto("cuda", 1, gflops=0.08) == backends.AUTO_CUDA
+    assert "not measured for" in backends.auto_rule()["cpu"]
+
+
+def test_recorded_auto_table_names_only_candidates() -> None:
+    """zoo/auto.json is written by benchmarks/throughput.py; whatever it holds must be usable by resolve_auto."""
+    backends.auto_table.cache_clear()
+    table = backends.auto_table()
+    if not table:
+        pytest.skip("no zoo/auto.json recorded yet")
+    for cls, measured in table.items():
+        assert measured["machine"] and measured["recorded"] and measured["points"], cls
+        for point in measured["points"]:
+            assert point["gflop_per_call"] > 0 and point["candidates"]
+            for spec, c in point["candidates"].items():
+                assert spec in backends.AUTO_CANDIDATES and c["images_per_s"] > 0 and c["setup_s"] >= 0
+    backends.parse_backend(backends.resolve_auto("cpu", 64, gflops=1.1))
 
 
 def test_prepare_bf16_runner_returns_fp32_logits_close_to_eager() -> None:
@@ -138,7 +201,7 @@ def test_prepare_bf16_runner_returns_fp32_logits_close_to_eager() -> None:
     x = torch.randn(4, 3, 32, 32)
     p = backends.prepare(model, "fold-bn+channels-last+bf16-cast", input_size=(3, 32, 32))
     with torch.no_grad():
-        out, ref = p.run(x), model(x)
+        out, ref = p(x), model(x)
     assert p.precision == "bf16" and out.dtype == torch.float32 and out.shape == ref.shape
     assert (out - ref).abs().max().item() < 0.1
 

@@ -98,3 +98,13 @@ def test_weights_commands(tmp_path, monkeypatch) -> None:  # type: ignore[no-unt
     assert result.returncode == 1 and "CORRUPT" in result.stdout and result.stderr.count("\n") == 1
     result = subprocess.run([sys.executable, "-m", "zoo", "weights", "download"], capture_output=True, text=True)
     assert result.returncode == 2 and "--all" in result.stderr
+
+
+def test_help_of_bench_and_eval_names_every_backend() -> None:
+    """The help text is written out (the CLI imports no torch for --help); it must not fall behind BACKENDS."""
+    from zoo.backends import BACKENDS, EXPORTED
+
+    bench_help = "".join(_run("bench", "--help")[1].split())  # click may wrap a name at its hyphen
+    eval_help = "".join(_run("eval", "--help")[1].split())
+    assert [b for b in BACKENDS if b not in bench_help] == []
+    assert [b for b in EXPORTED if b not in eval_help] == []

@@ -1,4 +1,5 @@
-"""Export: every architecture to ONNX with parity, .pt2 and TorchScript, metadata, int8, the no-torch example."""
+"""Export: every architecture to ONNX with parity, .pt2, TorchScript and OpenVINO, metadata, int8 (onnxruntime and
+NNCF), runners loaded from files, the no-torch example."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import zoo
+from zoo.backends import backend_of, load
 from zoo.cli import cli
 from zoo.data import batches, load_sample
-from zoo.deploy import export_model, quantize_onnx
-from zoo.export import ATOL, ExportError, load_runner
+from zoo.deploy import ATOL, export_model, quantize
+from zoo.export import ExportError
+
+from conftest import require_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +42,8 @@ def test_pt2_torchscript_and_openvino_parity(name: str, fmt: str, tmp_path: Path
     r = export_model(name, fmt, out=tmp_path / f"{name}.{'xml' if fmt == 'openvino' else fmt}")
     assert r.ok and all(p.max_abs_diff <= ATOL * max(1.0, p.logit_scale) for p in r.parity)
     assert {p.batch_size for p in r.parity} == {2, 7}  # dynamic batch
-    runner = load_runner(r.path, {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt])
+    runner = load(r.path, {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt])
+    assert runner.spec == {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt]
     assert runner(torch.randn(3, *zoo.model_info(name).input_size)).shape == (3, zoo.model_info(name).num_classes)
     if fmt == "openvino":  # two files, both in place, nothing staged left behind
         assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.bin", f"{name}.xml"]
@@ -90,15 +95,70 @@ def test_cli_export_json_and_backend_eval(tmp_path: Path) -> None:
     r = json.loads(result.output[result.output.index("{"):])
     assert r["backend"] == "onnxruntime" and r["parity"]["identical"] and r["parity"]["disagreeing_images"] == 0
     assert r["parity"]["eager_correct"] == r["parity"]["backend_correct"] == r["correct"]
+    result = CliRunner().invoke(cli, ["eval", "-m", "resnet20", "cifar10", "--artefact", str(out), "--json",
+                                      "--data-dir", str(tmp_path / "none")])  # --backend auto: from the suffix
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{"):])["backend"] == "onnxruntime"
 
 
-def test_int8_quantisation_is_measured(tmp_path: Path) -> None:
-    r = export_model("mlp_60_40_20_bn", "onnx", out=tmp_path / "m.onnx")
-    q = quantize_onnx(r.path, tmp_path / "m.int8.onnx", name="mlp_60_40_20_bn", calibration=256)
-    ops = {n.op_type for n in onnx.load(q.int8_path).graph.node}
-    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
-    assert q.int8_bytes < q.fp32_bytes / 2
-    assert abs(q.int8_top1 - q.fp32_top1) < 2.0 and q.fp32_images_per_s > 0 and q.int8_images_per_s > 0
+def test_runner_backend_comes_from_the_file_suffix(tmp_path: Path) -> None:
+    assert [backend_of(f"m{s}") for s in (".onnx", ".pt2", ".ts.pt", ".xml")] == \
+        ["onnxruntime", "pt2", "torchscript", "openvino"]
+    with pytest.raises(zoo.InvalidArgumentError, match="cannot tell the format of m.pth"):
+        backend_of("m.pth")
+    r = export_model("resnet20", "onnx", out=tmp_path / "r20.onnx")
+    runner = load(r.path)  # the same kind of object as zoo.backends.prepare makes
+    x = torch.randn(2, 3, 32, 32)
+    eager = zoo.backends.prepare(zoo.create("resnet20", weights="default"), "eager", input_size=(3, 32, 32))
+    assert isinstance(runner, zoo.backends.Runner) and isinstance(eager, zoo.backends.Runner)
+    assert runner.spec == "onnxruntime" and runner.precision == "fp32" and runner.path == Path(r.path)
+    with torch.no_grad():
+        assert (runner(x) - eager(x)).abs().max().item() < 1e-4
+
+
+@pytest.mark.full_data
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_int8_quantisation_is_measured(fmt: str, tmp_path: Path) -> None:
+    require_dataset("mnist", "train")
+    suffix = ".xml" if fmt == "openvino" else ".onnx"
+    r = export_model("mlp_60_40_20_bn", fmt, out=tmp_path / f"m{suffix}")
+    q = quantize(r.path, tmp_path / f"m.int8{suffix}", name="mlp_60_40_20_bn", calibration=256, eval_limit=2000)
+    assert q.backend == f"{'onnxruntime' if fmt == 'onnx' else 'openvino'}-int8" and q.calibration_images == 256
+    if fmt == "onnx":
+        ops = {n.op_type for n in onnx.load(q.int8_path).graph.node}
+        assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+        assert dict((p.key, p.value) for p in onnx.load(q.int8_path).metadata_props)["zoo.quantization"] == q.method
+    else:
+        import openvino as ov
+
+        model = ov.Core().read_model(q.int8_path)
+        assert "FakeQuantize" in {op.get_type_name() for op in model.get_ops()}
+        assert model.get_rt_info(["zoo", "quantization"]).astype(str) == q.method
+        assert model.get_rt_info(["zoo", "model"]).astype(str) == "mlp_60_40_20_bn"  # the fp32 IR's metadata
+    assert q.int8_bytes < q.fp32_bytes / 2 and q.eval_images == 2000
+    assert abs(q.int8_top1 - q.fp32_top1) < 1.0 and q.fp32_images_per_s > 0 and q.int8_images_per_s > 0
+
+
+@pytest.mark.full_data
+@pytest.mark.parametrize("backend", ["openvino-int8", "onnxruntime-int8"])
+def test_zoo_eval_int8_backends_calibrate_on_training_images_and_count_parity(backend: str) -> None:
+    require_dataset("cifar10", "train")
+    result = CliRunner().invoke(cli, ["eval", "-m", "resnet20", "cifar10", "--backend", backend, "--limit", "1000",
+                                      "--json", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    e = json.loads(result.output[result.output.index("{"):])
+    assert e["setting"] == backend and e["num_images"] == 1000
+    assert e["parity"]["disagreeing_images"] <= 30  # int8 moves a few images near a decision boundary, not more
+    assert abs(e["parity"]["backend_top1"] - e["parity"]["eager_top1"]) <= 1.5
+
+
+def test_int8_without_training_images_fails_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "zoo", "eval", "-m", "resnet20", "cifar10", "--backend",
+                           "openvino-int8", "--data-dir", str(tmp_path), "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "int8 calibration needs the training images" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])

@@ -140,7 +140,8 @@ def test_predict_files_folders_and_cli(tmp_path: Path) -> None:
 def test_zoo_eval_scores_an_image_folder_by_class_name(tmp_path: Path) -> None:
     _pngs(tmp_path / "pets", 10, size=40)  # another size: resized to 32x32
     r = evaluate_model("resnet20", str(tmp_path / "pets"), backend="eager")
-    hits = sum(p.top[0]["class"] == Path(p.source).parent.name for p in predict("resnet20", [str(tmp_path / "pets")]))
+    hits = sum(p.top[0]["class"] == Path(p.source).parent.name
+               for p in predict("resnet20", [str(tmp_path / "pets")], backend="eager"))
     assert r.num_images == 20 and r.correct == hits  # labels are the checkpoint's indices of "cat" and "ship"
     assert r.recorded_top1 is None and any("image folder" in n for n in r.notes)
 

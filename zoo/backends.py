@@ -1,13 +1,18 @@
-"""Inference backends: one model, several ways to run it, each a callable fp32 NCHW batch -> fp32 logits.
+"""Runners: every way to run a model is a ``Runner``, made here and only here.
 
-A backend spec is one name of ``BACKENDS`` or several joined by ``+`` (``fold-bn+channels-last+bf16-cast``);
+A ``Runner`` is a callable fp32 NCHW batch -> fp32 logits, with casts, layout and the runtime inside.
+``prepare(model, spec)`` makes one from a module; ``load(path)`` from an exported file. Both are named by
+a backend spec: one name of ``BACKENDS`` or several joined by ``+`` (``fold-bn+channels-last+bf16-cast``);
 the modifiers apply in the order of ``BACKENDS`` whatever order they are written in. ``auto`` stands
 for the setting measured fastest on the device for the work of one call (``resolve_auto``). Exported
-backends (``onnxruntime``, ``pt2``, ``torchscript``) go through ``zoo.export`` and combine only with
-``fold-bn``.
+backends (``EXPORTED``: onnxruntime, pt2, torchscript, openvino, their int8 forms) write the model with
+the serializers of ``zoo.export`` and combine only with ``fold-bn``; the int8 ones are calibrated on
+the images given as ``calibration`` (training images: ``zoo.deploy.calibration_images``).
 
-    runner = zoo.backends.prepare(zoo.create("resnet18"), "auto", input_size=(3, 32, 32)).run
+    runner = zoo.backends.prepare(zoo.create("resnet18"), "auto", input_size=(3, 32, 32))
     logits = runner(images)          # fp32 NCHW in, fp32 logits out; casts and layout inside
+    runner = zoo.backends.load("resnet18.onnx")                # onnxruntime, from the suffix
+    runner = zoo.backends.load("resnet18.xml", "openvino-bf16")
 
 ``zoo.benchmark`` measures them; ``benchmarks/results/throughput.md`` holds the measurements that
 chose ``auto``.
@@ -17,32 +22,47 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib
+import json
 import logging
+import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError, summarize
 
-__all__ = ["BACKENDS", "EXPORTED", "Prepared", "Runner", "prepare", "parse_backend", "resolve_auto",
-           "fold_batchnorm", "cpu_has_bf16", "missing_dependency", "auto_rule", "AUTO_ORT_MAX_GFLOP"]
+__all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of", "prepare", "load",
+           "parse_backend", "resolve_auto", "fold_batchnorm", "cpu_has_bf16", "missing_dependency", "auto_rule",
+           "AUTO_ORT_MAX_GFLOP"]
 
 _logger = logging.getLogger(__name__)
 
-Runner = Callable[[torch.Tensor], torch.Tensor]
+RunFn = Callable[[torch.Tensor], torch.Tensor]
+
+# exported backend -> the file format it runs (zoo.export.FORMATS). The int8 backends run a quantised file
+# of the same format; loading one back needs no calibration, so ``load`` treats them as their runtime.
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx", "pt2": "pt2", "torchscript": "torchscript",
+                   "openvino": "openvino", "openvino-bf16": "openvino", "openvino-int8": "openvino"}
+FORMAT_RUNTIMES = {"onnx": "onnxruntime", "pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}
+INT8 = ("onnxruntime-int8", "openvino-int8")
 
 
 @dataclass
-class Prepared:
-    """A model prepared for inference: the module, how its input is laid out, and (if exported or compiled)
-    the callable that runs it. ``run`` is what to call."""
+class Runner:
+    """One way to run a model: call it with an fp32 NCHW batch, get fp32 logits.
 
-    module: nn.Module
+    ``module`` is the prepared module (None for a runner loaded from a file), ``fn`` what runs instead
+    of it when the model was exported or compiled, ``path`` the file it runs (exported backends).
+    """
+
+    module: nn.Module | None
     device: torch.device
     input_size: tuple[int, ...]
     mods: tuple[str, ...] = ()
@@ -52,29 +72,28 @@ class Prepared:
     memory_format: torch.memory_format = torch.contiguous_format
     dtype: torch.dtype = torch.float32
     autocast: torch.dtype | None = None
-    runner: Runner | None = None
+    fn: RunFn | None = None
+    calibration: torch.Tensor | None = None
+    path: Path | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def precision(self) -> str:
-        return "bf16" if torch.bfloat16 in (self.dtype, self.autocast) else "fp32"
+        if any(m in INT8 for m in self.mods):
+            return "int8"
+        return "bf16" if torch.bfloat16 in (self.dtype, self.autocast) or "openvino-bf16" in self.mods else "fp32"
 
     @property
     def spec(self) -> str:
         return "+".join(self.mods)
 
-    @property
-    def run(self) -> Runner:
-        fn: Runner = self.runner if self.runner is not None else self.module  # (a compiled module has no bool)
-        autocast, device_type = self.autocast, self.device.type
-        dtype, fmt = self.dtype, self.memory_format
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            x = x.to(self.device, dtype=dtype, memory_format=fmt)
-            with torch.autocast(device_type, dtype=autocast) if autocast else contextlib.nullcontext():
-                return fn(x).float()
-
-        return run
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        fn: Any = self.fn if self.fn is not None else self.module  # (a compiled module has no bool)
+        x = x.to(self.device, dtype=self.dtype, memory_format=self.memory_format)
+        if self.autocast is None:
+            return fn(x).float()
+        with torch.autocast(self.device.type, dtype=self.autocast):
+            return fn(x).float()
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -110,18 +129,18 @@ def _count_bn(model: nn.Module) -> int:
 # Builders: each takes the setting prepared so far and returns it changed.
 
 
-def _eager(p: Prepared) -> Prepared:
+def _eager(p: Runner) -> Runner:
     return p
 
 
-def _fold_bn(p: Prepared) -> Prepared:
+def _fold_bn(p: Runner) -> Runner:
     before = _count_bn(p.module)
     p.module = fold_batchnorm(p.module)
     p.notes.append(f"folded {before - _count_bn(p.module)} of {before} BatchNorm layers")
     return p
 
 
-def _channels_last(p: Prepared) -> Prepared:
+def _channels_last(p: Runner) -> Runner:
     if len(p.input_size) != 3:  # channels_last is a layout of 4-d (N, C, H, W) tensors
         p.notes.append(f"channels_last skipped: input of shape {p.input_size} is not an image")
         return p
@@ -130,47 +149,61 @@ def _channels_last(p: Prepared) -> Prepared:
     return p
 
 
-def _bf16_cast(p: Prepared) -> Prepared:
+def _bf16_cast(p: Runner) -> Runner:
     p.module = p.module.to(torch.bfloat16)  # weights and activations in bf16, logits cast back to fp32
     p.dtype = torch.bfloat16
     return p
 
 
-def _bf16(p: Prepared) -> Prepared:
+def _bf16(p: Runner) -> Runner:
     p.autocast = torch.bfloat16  # AMP: fp32 weights, convs and matmuls in bf16
     return p
 
 
-def _compile(p: Prepared) -> Prepared:
+def _compile(p: Runner) -> Runner:
     # freezing: weights become constants, so inductor can pre-pack them for oneDNN (CPU) and fold ops.
     # dynamic=False: one graph per batch size, specialised (the first call at each size compiles).
-    p.runner = torch.compile(p.module, dynamic=False, options={"freezing": True})
+    p.fn = torch.compile(p.module, dynamic=False, options={"freezing": True})
     return p
 
 
-def _exported(backend: str) -> Callable[[Prepared], Prepared]:
-    def build(p: Prepared) -> Prepared:
+def _exported(backend: str) -> Callable[[Runner], Runner]:
+    def build(p: Runner) -> Runner:
         from . import export
 
         if p.device.type != "cpu":
-            raise InvalidArgumentError(f"{backend} runs on the CPU here (zoo.export.load_runner); use device cpu")
-        fmt = export.RUNTIME_FORMATS[backend]
+            raise InvalidArgumentError(f"{backend} runs on the CPU here; use device cpu")
+        if backend in INT8 and p.calibration is None:
+            raise InvalidArgumentError(f"{backend} needs calibration images: pass calibration= (training images "
+                                       "of the model's dataset, zoo.data.calibration_batch)")
+        fmt = RUNTIME_FORMATS[backend]
+        stem = p.name.replace("/", "_")
+        fp32_spec = "+".join(_INT8_RUNTIME.get(m, m) for m in p.mods)
         with contextlib.ExitStack() as stack:
             workdir = p.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-backend-")))
-            path = workdir / f"{p.name.replace('/', '_')}-{p.spec}{export.FORMATS[fmt]}"
+            path = workdir / f"{stem}-{fp32_spec}{export.FORMATS[fmt]}"
             if not path.exists():  # with a shared workdir, one export serves every thread count
                 save = {"onnx": export.to_onnx, "pt2": export.to_pt2, "torchscript": export.to_torchscript,
                         "openvino": export.to_openvino}[fmt]
                 _, how = save(p.module.eval(), path, input_size=p.input_size)
                 p.notes.append(f"{fmt} exported by {how}")
-            p.runner = export.load_runner(path, backend, threads=p.threads)  # loaded into memory
+            if backend in INT8:
+                src, path = path, workdir / f"{stem}-{p.spec}{export.FORMATS[fmt]}"
+                if not path.exists():
+                    quantize = export.quantize_onnx_static if fmt == "onnx" else export.quantize_openvino
+                    _, how = quantize(src, path, p.calibration)
+                    p.notes.append(how)
+            p.fn = _load_file(path, backend, p.threads)  # loaded into memory: the temp dir may go
+            p.path = path if p.workdir else None
         return p
 
     return build
 
 
+_INT8_RUNTIME = {"onnxruntime-int8": "onnxruntime", "openvino-int8": "openvino"}
+
 # name -> (builder, modules it needs, what it does). Modifiers apply in this order.
-BACKENDS: dict[str, tuple[Callable[[Prepared], Prepared], tuple[str, ...], str]] = {
+BACKENDS: dict[str, tuple[Callable[[Runner], Runner], tuple[str, ...], str]] = {
     "eager": (_eager, (), "the model as built, fp32, NCHW"),
     "fold-bn": (_fold_bn, (), "BatchNorm folded into the preceding conv/linear (torch.fx fuse)"),
     "channels-last": (_channels_last, (), "weights and input in channels_last (NHWC) memory format"),
@@ -179,14 +212,20 @@ BACKENDS: dict[str, tuple[Callable[[Prepared], Prepared], tuple[str, ...], str]]
     "compile": (_compile, (), "torch.compile (inductor, freezing, static shapes)"),
     "onnxruntime": (_exported("onnxruntime"), ("onnx", "onnxscript", "onnxruntime"),
                     "ONNX (zoo.export.to_onnx) run by onnxruntime, CPU provider, all graph optimisations"),
+    "onnxruntime-int8": (_exported("onnxruntime-int8"), ("onnx", "onnxscript", "onnxruntime"),
+                         "the ONNX file quantised to int8 by onnxruntime (static, QDQ, per channel), calibrated "
+                         "on the calibration images"),
     "pt2": (_exported("pt2"), (), "torch.export program (zoo.export.to_pt2)"),
     "torchscript": (_exported("torchscript"), (), "TorchScript (zoo.export.to_torchscript)"),
     "openvino": (_exported("openvino"), ("openvino",),
                  "OpenVINO IR (zoo.export.to_openvino) on OpenVINO's CPU plugin, fp32, latency hint"),
     "openvino-bf16": (_exported("openvino-bf16"), ("openvino",),
                       "the same IR with INFERENCE_PRECISION_HINT=bf16 (AMX or AVX512-BF16 kernels)"),
+    "openvino-int8": (_exported("openvino-int8"), ("openvino", "nncf"),
+                      "the IR quantised to int8 by NNCF (static, performance preset, fast bias correction), "
+                      "calibrated on the calibration images; other operations in fp32"),
 }
-EXPORTED = ("onnxruntime", "pt2", "torchscript", "openvino", "openvino-bf16")
+EXPORTED = tuple(RUNTIME_FORMATS)
 
 
 def parse_backend(spec: str) -> tuple[str, ...]:
@@ -217,18 +256,25 @@ def missing_dependency(mods: Sequence[str]) -> str | None:
     return None
 
 
-# What ``auto`` stands for, chosen from benchmarks/results/throughput.md (AMD EPYC Zen 4 with avx512_bf16,
-# torch 2.14.1, one thread), where the numbers and the reasons are. onnxruntime's per-operator overhead is
-# far below eager PyTorch's, which decides calls with little arithmetic in them (resnet20 at batch 1 and 4,
-# 0.08 and 0.32 GFLOP: about 2.8x and 2.0x eager, vs 1.4x and 1.8x for bf16); from about 1 GFLOP per call
-# on, halving the arithmetic's cost with bf16 wins (resnet18 at batch 1, 1.1 GFLOP: 1.75x vs 1.5x). Between
-# the two (vgg19_bn at batch 1, 0.8 GFLOP) they tie within the noise, and the tie goes to onnxruntime, whose
-# results are fp32.
-AUTO_ORT_MAX_GFLOP = 1.0  # per call (batch size x GFLOPs per image): onnxruntime (fp32) up to this, if installed
+# What ``auto`` stands for is chosen by measurement. ``benchmarks/throughput.py`` (part ``sweep``) times the
+# AUTO_CANDIDATES side by side per model and batch size on the machine at hand and writes ``zoo/auto.json``:
+# per CPU class (``zoo.machine.cpu_class``), the measured points (GFLOP per call) with each candidate's
+# images/s and setup time (export, compilation, first call). ``resolve_auto`` takes the measured point
+# nearest in GFLOP per call (log scale) and picks the fastest installed candidate there; a candidate whose
+# results are fp32 wins when it is within AUTO_TIE of the fastest. For a pass over ``images`` images, the
+# setup time counts too. A CPU class not measured yet gets the AUTO_FALLBACK rule.
+AUTO_CANDIDATES = ("eager", "fold-bn+channels-last", "fold-bn+channels-last+bf16-cast", "onnxruntime", "openvino",
+                   "openvino-bf16")
+AUTO_TIE = 0.05
+AUTO_TABLE = Path(__file__).with_name("auto.json")
+# Fallback (no measurement for this CPU class): the rule measured on an AMD EPYC (Zen 4) with torch alone:
+# onnxruntime up to 1 GFLOP per call (its per-operator overhead is far below eager PyTorch's), else BatchNorm
+# folded, channels_last and bf16 (fp32 on a CPU without native bf16).
+AUTO_ORT_MAX_GFLOP = 1.0
 AUTO_CPU_SMALL = "onnxruntime"
 AUTO_CPU_BF16 = "fold-bn+channels-last+bf16-cast"
-AUTO_CPU_FP32 = "fold-bn+channels-last"  # CPUs without native bf16, where bf16 is emulated and slower
-AUTO_CUDA = "channels-last+bf16"  # AMP; not measured (no GPU on the machine of the recorded results)
+AUTO_CPU_FP32 = "fold-bn+channels-last"
+AUTO_CUDA = "channels-last+bf16"  # AMP; not measured (no GPU on the machines of the recorded results)
 
 
 def cpu_has_bf16() -> bool:
@@ -239,15 +285,65 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None) -> str:
-    """The backend spec ``auto`` stands for on ``device`` for ``batch_size`` images of ``gflops`` GFLOPs each.
+def _precision_of(spec: str) -> str:
+    return "bf16" if "bf16" in spec else "fp32"
 
-    CPU: onnxruntime when a call does at most ``AUTO_ORT_MAX_GFLOP`` (and onnxruntime is installed),
-    else BatchNorm folded, channels_last and bf16 (fp32 on a CPU without native bf16). Unknown
-    ``gflops`` counts as a large call. CUDA: channels_last with bf16 autocast.
+
+@functools.lru_cache(maxsize=None)
+def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
+    """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
+    try:
+        return json.loads(path.read_text())["cpus"]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError) as e:
+        _logger.warning("ignoring %s (%s): auto uses its fallback rule", path, summarize(e))
+        return {}
+
+
+def _measured(cls: str | None = None) -> dict[str, Any] | None:
+    from .machine import cpu_class
+
+    return auto_table().get(cls or cpu_class())
+
+
+def _pick(candidates: dict[str, dict[str, float]], images: int | None) -> str | None:
+    """The fastest installed candidate (fp32 preferred within AUTO_TIE); ``images``: count setup time too."""
+    usable = {spec: c for spec, c in candidates.items()
+              if c.get("images_per_s") and missing_dependency(parse_backend(spec)) is None
+              and (_precision_of(spec) == "fp32" or cpu_has_bf16())}
+    if not usable:
+        return None
+    cost = {spec: (c.get("setup_s", 0.0) if images else 0.0) + (images or 1) / c["images_per_s"]
+            for spec, c in usable.items()}
+    best = min(cost.values())
+    close = [s for s in cost if cost[s] <= best * (1 + AUTO_TIE)]
+    return min(close, key=lambda s: (_precision_of(s) != "fp32", cost[s]))
+
+
+def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
+                 images: int | None = None) -> str:
+    """The backend spec ``auto`` stands for on ``device`` for calls of ``batch_size`` images of ``gflops`` GFLOPs.
+
+    CPU: the fastest candidate at the measured point of this CPU class nearest in GFLOP per call (unknown
+    ``gflops``: the largest measured call); ``images``: a pass over that many images, where a backend's
+    setup time (an export) counts too. Without a measurement for this CPU class: onnxruntime up to
+    ``AUTO_ORT_MAX_GFLOP`` per call, else ``AUTO_CPU_BF16`` (``AUTO_CPU_FP32`` without native bf16).
+    CUDA: channels_last with bf16 autocast.
     """
     if torch.device(device).type == "cuda":
         return AUTO_CUDA
+    measured = _measured()
+    if measured and measured.get("points"):
+        points = measured["points"]
+        if gflops is None:
+            point = max(points, key=lambda p: p["gflop_per_call"])
+        else:
+            work = max(batch_size * gflops, 1e-9)
+            point = min(points, key=lambda p: abs(math.log(max(p["gflop_per_call"], 1e-9) / work)))
+        picked = _pick(point["candidates"], images)
+        if picked:
+            return picked
     small = gflops is not None and batch_size * gflops <= AUTO_ORT_MAX_GFLOP
     if small and missing_dependency(parse_backend(AUTO_CPU_SMALL)) is None:
         return AUTO_CPU_SMALL
@@ -256,21 +352,41 @@ def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflo
 
 def auto_rule() -> dict[str, str]:
     """What ``auto`` stands for on this machine, in words, per device."""
-    missing = missing_dependency(parse_backend(AUTO_CPU_SMALL))
+    from .machine import cpu_class
+
+    measured = _measured()
     large = AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32
-    cpu = large if missing else f"{AUTO_CPU_SMALL} up to {AUTO_ORT_MAX_GFLOP:g} GFLOP per call, else {large}"
+    if measured and measured.get("points"):
+        points = sorted(measured["points"], key=lambda p: p["gflop_per_call"])
+        spans: list[list[Any]] = []  # [winner, low, high]
+        for p in points:
+            won = _pick(p["candidates"], None) or large
+            if spans and spans[-1][0] == won:
+                spans[-1][2] = p["gflop_per_call"]
+            else:
+                spans.append([won, p["gflop_per_call"], p["gflop_per_call"]])
+        words = "; ".join(f"{w} ({lo:.2g}-{hi:.3g} GFLOP per call)" if lo != hi else f"{w} ({lo:.3g} GFLOP)"
+                          for w, lo, hi in spans)
+        cpu = (f"measured on {measured['machine']} ({cpu_class()}, {measured['recorded']}): {words}; "
+               "a pass over a dataset counts setup time too")
+    else:
+        missing = missing_dependency(parse_backend(AUTO_CPU_SMALL))
+        cpu = (f"not measured for {cpu_class()}: "
+               + (large if missing else f"{AUTO_CPU_SMALL} up to {AUTO_ORT_MAX_GFLOP:g} GFLOP per call, else {large}"))
     return {"cpu": cpu, "cuda": AUTO_CUDA}
 
 
 def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[int, ...],
             device: str | torch.device = "cpu", threads: int | None = None, batch_size: int = 256,
-            gflops: float | None = None, workdir: Path | None = None, name: str = "model") -> Prepared:
-    """Prepare a copy of ``model`` for inference with backend ``spec`` (a spec string, ``auto``, or modifiers).
+            gflops: float | None = None, workdir: Path | None = None, name: str = "model",
+            calibration: torch.Tensor | None = None) -> Runner:
+    """A ``Runner`` of a copy of ``model`` with backend ``spec`` (a spec string, ``auto``, or modifiers).
 
     ``input_size`` (C, H, W) is what exports trace with. ``batch_size`` and ``gflops`` (per image;
-    counted on the model when not given) only resolve ``auto``. ``threads`` sets onnxruntime's
-    intra-op threads (torch's are the caller's to set). ``workdir`` keeps exported files (default: a
-    temp dir removed once they are loaded). Raises ``ZooError`` when a dependency is missing.
+    counted on the model when not given) only resolve ``auto``. ``threads`` sets the intra-op threads
+    of onnxruntime and OpenVINO (torch's are the caller's to set). ``workdir`` keeps exported files
+    (default: a temp dir removed once they are loaded). ``calibration``: normalised images the int8
+    backends calibrate on. Raises ``ZooError`` when a dependency is missing.
     """
     device = torch.device(device)
     if spec == "auto" and gflops is None and device.type == "cpu":
@@ -283,10 +399,106 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
         mods = tuple(spec)
     missing = missing_dependency(mods)
     if missing:
-        extra = "openvino" if missing == "openvino" else "onnx"
+        extra = "openvino" if missing in ("openvino", "nncf") else "onnx"
         raise ZooError(f"backend {'+'.join(mods)} needs {missing}: pip install 'zoo[{extra}]'")
-    p = Prepared(copy.deepcopy(model).eval().to(device), device, tuple(input_size), mods, threads, workdir, name)
+    p = Runner(copy.deepcopy(model).eval().to(device), device, tuple(input_size), mods, threads, workdir, name,
+               calibration=calibration)
     for mod in mods:
         p = BACKENDS[mod][0](p)
+    p.calibration = None  # used once; not kept alive with the runner
     _logger.debug("%s prepared as %s%s", name, p.spec, "".join(f"; {n}" for n in p.notes))
     return p
+
+
+def backend_of(path: str | os.PathLike[str]) -> str:
+    """The runtime that runs an exported file, from its suffix (``zoo.export.FORMATS``)."""
+    from .export import FORMATS
+
+    name = os.fspath(path)
+    fmt = next((f for f, suffix in sorted(FORMATS.items(), key=lambda kv: -len(kv[1])) if name.endswith(suffix)),
+               None)
+    if fmt is None:
+        raise InvalidArgumentError(f"cannot tell the format of {name} from its suffix "
+                                   f"({', '.join(FORMATS.values())}); name the backend")
+    return FORMAT_RUNTIMES[fmt]
+
+
+def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None) -> Runner:
+    """A ``Runner`` of an exported file (``backend``: one of ``RUNTIME_FORMATS``, default from the suffix).
+
+    A file the backend cannot read (corrupt, truncated, or another format) raises ``ExportError``.
+    """
+    backend = backend or backend_of(path)
+    if backend not in RUNTIME_FORMATS:
+        raise InvalidArgumentError(f"unknown backend {backend!r} for a file; use one of {', '.join(RUNTIME_FORMATS)}")
+    missing = missing_dependency((backend,))
+    if missing:
+        extra = "openvino" if missing in ("openvino", "nncf") else "onnx"
+        raise ZooError(f"the {backend} backend needs {missing}: pip install 'zoo[{extra}]'")
+    path = Path(path)
+    return Runner(None, torch.device("cpu"), (), (backend,), threads, name=path.name,
+                  fn=_load_file(path, backend, threads), path=path)
+
+
+def _load_file(path: Path, backend: str, threads: int | None) -> RunFn:
+    from .export import ExportError
+
+    try:
+        return _open_runtime(str(path), backend, threads)
+    except ZooError:
+        raise
+    except Exception as e:  # a boundary: each runtime raises its own exception types for a bad file
+        if isinstance(e, OSError) and not path.is_file():
+            raise
+        raise ExportError(f"{path} is not a readable {RUNTIME_FORMATS[backend]} artefact for --backend {backend} "
+                          f"({type(e).__name__}: {summarize(e)}); export it again with `zoo export`") from None
+
+
+def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
+    from .export import ExportError
+
+    runtime = _INT8_RUNTIME.get(backend, backend)  # an int8 file runs on its format's runtime
+    if runtime in ("pt2", "torchscript"):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):  # checked first: torch logs a whole traceback for a non-zip file
+            raise ExportError(f"{path} is not a readable {RUNTIME_FORMATS[backend]} artefact for --backend {backend} "
+                              f"(not a zip archive, as every {RUNTIME_FORMATS[backend]} file is); export it again "
+                              f"with `zoo export`")
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().contiguous().numpy()})[0])
+
+        return run
+    if runtime == "pt2":
+        module = torch.export.load(path).module()
+        return lambda x: module(x)
+    if runtime in ("openvino", "openvino-bf16"):
+        import openvino as ov
+
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if runtime == "openvino-bf16" else "f32",
+                                  "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(path, "CPU", config)
+
+        def run_ov(x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(compiled(x.detach().cpu().float().contiguous().numpy())[0].copy())
+
+        return run_ov
+    if runtime == "torchscript":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(path, map_location="cpu").eval()
+        return lambda x: module(x)
+    raise AssertionError(backend)  # load checked the name

@@ -44,7 +44,8 @@ import torch.nn as nn
 
 from .backends import (
     EXPORTED,
-    Prepared,
+    INT8,
+    RunFn,
     Runner,
     auto_rule,
     cpu_has_bf16,
@@ -101,7 +102,8 @@ class Peak:
     measured_at: str
 
     def of(self, precision: str) -> float | None:
-        return self.bf16 if precision == "bf16" else self.fp32
+        """The peak of ``precision`` (fp32 or bf16); None for int8, which the probe does not measure."""
+        return {"bf16": self.bf16, "fp32": self.fp32}.get(precision)
 
 
 def peak_cache_path() -> Path:
@@ -290,7 +292,7 @@ def _malloc_trim() -> None:
         pass
 
 
-def _peak_memory_mb(run: Runner, x: torch.Tensor, device: torch.device) -> float | None:
+def _peak_memory_mb(run: RunFn, x: torch.Tensor, device: torch.device) -> float | None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -333,7 +335,7 @@ class _Timer:
     def __init__(self, device: torch.device) -> None:
         self.device = device
 
-    def __call__(self, run: Runner, x: torch.Tensor) -> float:
+    def __call__(self, run: RunFn, x: torch.Tensor) -> float:
         """Seconds for one call."""
         if self.device.type == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -363,8 +365,8 @@ class _Setting:
 
     mods: tuple[str, ...]
     threads: int | None
-    prepared: Prepared | None = None
-    run: Runner | None = None
+    prepared: Runner | None = None
+    run: RunFn | None = None
     status: str = "ok"
     prepare_s: float | None = None
     # per batch size
@@ -375,6 +377,21 @@ class _Setting:
     memory_mb: float | None = None
 
 
+def _calibration(name: str, input_size: tuple[int, ...], n: int = 300) -> tuple[torch.Tensor, str]:
+    """What an int8 setting calibrates on: training images of the model's dataset when they are here,
+    else random inputs (enough to time the int8 kernels; the row's accuracy then means nothing)."""
+    from .data import DatasetMissingError, calibration_batch
+    from .registry import get_entry, parse_model_name
+
+    if parse_model_name(name)[0] == "zoo":
+        try:
+            return calibration_batch(get_entry(name).dataset, n), f"calibrated on {n} training images"
+        except DatasetMissingError:
+            pass
+    return (torch.randn(n, *input_size, generator=torch.Generator().manual_seed(0)),
+            f"calibrated on {n} random inputs (training images absent): for speed only")
+
+
 def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.device, input_size: tuple[int, ...],
              threads: int | None, tmp: Path) -> _Setting:
     setting = _Setting(mods, threads)
@@ -383,14 +400,17 @@ def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.d
         setting.status = f"not installed: {missing}"
         return setting
     if device.type == "cuda" and set(mods) & set(EXPORTED):
-        setting.status = "CPU only (zoo.export.load_runner runs exported models on the CPU)"
+        setting.status = "CPU only (zoo.backends runs exported models on the CPU)"
         return setting
     t0 = time.perf_counter()
     try:
+        calibration, note = _calibration(name, input_size) if set(mods) & set(INT8) else (None, None)
         with _threads(threads):
             setting.prepared = prepare(model, mods, input_size=input_size, device=device, threads=threads,
-                                       workdir=tmp, name=name)
-        setting.run = setting.prepared.run
+                                       workdir=tmp, name=name, calibration=calibration)
+        if note:
+            setting.prepared.notes.append(note)
+        setting.run = setting.prepared
     except Exception as e:  # a backend that fails is a row that says why, never a crash
         setting.status = f"failed: {type(e).__name__}: {summarize(e)}"
         _logger.warning("%s %s on %s: %s", name, "+".join(mods), device, setting.status)
@@ -474,7 +494,9 @@ def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None
 
 
 def _precision(mods: Sequence[str]) -> str:
-    return "bf16" if {"bf16", "bf16-cast"} & set(mods) else "fp32"
+    if set(INT8) & set(mods):
+        return "int8"
+    return "bf16" if {"bf16", "bf16-cast", "openvino-bf16"} & set(mods) else "fp32"
 
 
 def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes: Sequence[int],

@@ -196,9 +196,11 @@ def _csv(cast: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter
               help="Models, comma-separated (registered names or timm/<name>).")
 @click.option("--device", "devices", default="cpu", show_default=True, callback=_csv(str),
               help="Devices, comma-separated: cpu, cuda (rows say 'no CUDA device' without one).")
-@click.option("--backend", "backends", default="eager,auto", show_default=True, callback=_csv(str),
+@click.option("--backend", "backends", default="eager,auto,onnxruntime,openvino,openvino-bf16", show_default=True,
+              callback=_csv(str),
               help="Backends, comma-separated: auto, eager, fold-bn, channels-last, bf16, bf16-cast, compile, "
-              "onnxruntime, pt2, torchscript, or modifiers joined by '+' (fold-bn+channels-last+bf16-cast).")
+              "onnxruntime, onnxruntime-int8, pt2, torchscript, openvino, openvino-bf16, openvino-int8, or "
+              "modifiers joined by '+' (fold-bn+channels-last+bf16-cast). int8 calibrates on training images.")
 @click.option("--batch-size", "-b", "batch_sizes", default="1,32,256", show_default=True, callback=_csv(int),
               help="Batch sizes, comma-separated.")
 @click.option("--threads", callback=_csv(int), help="CPU thread counts, comma-separated [default: torch's].")
@@ -210,7 +212,11 @@ def _csv(cast: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter
 def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple[str, ...],
               batch_sizes: tuple[int, ...], threads: tuple[int, ...] | None, min_time: float, refresh_peak: bool,
               plot_png: str | None, as_json: bool) -> None:
-    """Inference latency and throughput per model, device, backend and batch size, vs eager fp32 and the peak."""
+    """Inference latency and throughput per model, device, backend and batch size, vs eager fp32 and the peak.
+
+    By default zoo's `auto` runs beside eager and the runtimes a deployment would pick instead
+    (onnxruntime, OpenVINO fp32 and bf16); add timm's network with `-m resnet18,timm/resnet18`.
+    """
     from .benchmark import bench
 
     r = bench(models, devices=devices, backends=backends, batch_sizes=batch_sizes, threads=threads,
@@ -268,11 +274,13 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--backend", default="auto", show_default=True,
-              help="auto: the fastest setting measured for the device (bf16 on a CPU with native bf16); eager: "
-                   "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript: an exported artefact, "
+              help="auto: the setting measured fastest for this CPU class (zoo/auto.json; often bf16); eager: "
+                   "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
+                   "onnxruntime-int8|openvino-int8: an exported artefact (int8: calibrated on training images), "
                    "with parity against eager; or zoo.backends modifiers such as fold-bn+channels-last.")
 @click.option("--artefact", type=_Path(exists=True, dir_okay=False),
-              help="The exported file for --backend (default: export the same weights now).")
+              help="An exported file to evaluate (with --backend auto, its runtime comes from the suffix); "
+                   "default: export the same weights now.")
 @debug_option
 @verbose_option
 @threads_option
@@ -332,15 +340,19 @@ def _write_confusion(r: Any, path: str | None) -> bool:
 @click.option("--topk", "-k", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--backend", default="auto", show_default=True,
+              help="auto: the setting measured fastest for this many images (zoo.backends); eager: fp32 as built.")
 @threads_option
 @json_option
 def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: int, batch_size: int, device: str,
+                backend: str,
                 threads: int | None, as_json: bool) -> None:
     """Classify IMAGES (files or folders) with MODEL's checkpoint: top-k classes and probabilities."""
     from .predict import predict
 
     _set_threads(threads)
-    results = predict(model_name, list(images), weights=weights, topk=topk, batch_size=batch_size, device=device)
+    results = predict(model_name, list(images), weights=weights, topk=topk, batch_size=batch_size, device=device,
+                      backend=backend)
     if as_json:
         _emit_json([r.to_dict() for r in results])
         return
@@ -356,31 +368,32 @@ def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: in
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
 @click.option("--out", type=_Path(dir_okay=False), help="Output file (default: <model>.<ext>).")
-@click.option("--int8", "int8", is_flag=True, help="Also write a static int8 ONNX model (onnxruntime quantizer, "
-              "calibrated on training images) and measure its accuracy and speed against fp32.")
-@click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True,
+@click.option("--int8", "int8", is_flag=True, help="Also write a static int8 file (ONNX: onnxruntime's quantizer; "
+              "OpenVINO: NNCF), calibrated on training images, and measure its accuracy and speed against fp32.")
+@click.option("--calibration", type=click.IntRange(min=1), default=300, show_default=True,
               help="Training images used to calibrate --int8.")
 @click.option("--data-dir", type=_Path(file_okay=False), help="Dataset root for the parity check and --int8.")
 @threads_option
 @json_option
 def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None, batch: str, out: str | None,
                int8: bool, calibration: int, data_dir: str | None, threads: int | None, as_json: bool) -> None:
-    """Export a model to ONNX, torch.export (.pt2) or TorchScript and check parity with eager."""
+    """Export a model to ONNX, torch.export (.pt2), TorchScript or OpenVINO IR and check parity with eager."""
     from .deploy import export_model
 
     _set_threads(threads)
     if batch != "dynamic" and not batch.isdigit():
         raise click.BadParameter(f"expected 'dynamic' or a positive integer, got {batch!r}", param_hint="--batch")
-    if int8 and fmt != "onnx":
-        raise click.BadParameter("--int8 applies to --format onnx", param_hint="--int8")
+    if int8 and fmt not in ("onnx", "openvino"):
+        raise click.BadParameter("--int8 applies to --format onnx and --format openvino", param_hint="--int8")
     r = export_model(model_name, fmt, weights=weights, out=out, opset=opset,
                      batch=batch if batch == "dynamic" else int(batch), data_dir=data_dir)
     q = None
     if int8:
-        from .deploy import quantize_onnx
+        from .deploy import quantize
 
-        q = quantize_onnx(r.path, str(Path(r.path).with_suffix(".int8.onnx")), name=model_name,
-                          calibration=calibration, data_dir=data_dir)
+        path = Path(r.path)
+        q = quantize(path, path.with_name(f"{path.stem}.int8{path.suffix}"), name=model_name,
+                     calibration=calibration, data_dir=data_dir, threads=threads)
     if as_json:
         _emit_json({**r.to_dict(), "int8": q.to_dict() if q else None})
         return
@@ -391,8 +404,7 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
     click.echo(f"parity: {'OK' if r.ok else 'FAILED'} (tolerance {r.tolerance:g})")
     if q is not None:
         where = "embedded sample" if q.is_sample else "test split"
-        click.echo(f"int8: {q.int8_path} (calibrated on {q.calibration_images} images), {q.eval_images:,} images "
-                   f"of the {where}:")
+        click.echo(f"int8: {q.int8_path} ({q.method}), {q.eval_images:,} images of the {where}:")
         click.echo(f"  top-1 {q.fp32_top1:.2f}% -> {q.int8_top1:.2f}% ({q.int8_top1 - q.fp32_top1:+.2f} points, "
                    f"{q.disagreeing_images} images change prediction)")
         click.echo(f"  speed {q.fp32_images_per_s:,.0f} -> {q.int8_images_per_s:,.0f} images/s ({q.speedup:.2f}x), "

@@ -51,6 +51,7 @@ Fast path (``batches``)
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.resources
@@ -88,6 +89,7 @@ __all__ = [
     "resolve_root",
     "split_files",
     "load_split",
+    "calibration_batch",
     "load_sample",
     "load_for_eval",
     "make_circles",
@@ -520,3 +522,22 @@ def batches(split: Split, batch_size: int, *, mean: tuple[float, ...] | None = N
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         yield x, labels[sel]
+
+
+def calibration_batch(dataset: str | DatasetSpec, n: int = 300, *, mean: tuple[float, ...] | None = None,
+                      std: tuple[float, ...] | None = None, data_dir: str | os.PathLike[str] | None = None,
+                      seed: int = 0) -> torch.Tensor:
+    """``n`` normalised training images drawn at random (``seed``): what int8 quantisation calibrates on.
+
+    Training images only: calibrating on test images would fit int8 to the images it is scored on.
+    Raises ``DatasetMissingError`` (one line) when the train split is absent.
+    """
+    if n < 1:
+        raise InvalidArgumentError(f"calibration needs at least 1 image, got {n}")
+    try:
+        train = load_split(dataset, "train", data_dir=data_dir)
+    except DatasetMissingError as exc:
+        raise DatasetMissingError(f"int8 calibration needs the training images, which are absent: {exc}") from None
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n]
+    picked = dataclasses.replace(train, images=train.images[idx], labels=train.labels[idx], indices=None)
+    return next(batches(picked, len(idx), mean=mean, std=std))[0]

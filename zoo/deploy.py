@@ -1,11 +1,12 @@
-"""Deployment jobs: export a registered model with its weights and check it; quantise an ONNX file.
+"""Deployment jobs: export a registered model with its weights and check it; quantise an exported file.
 
 ``export_model`` builds the model with its checkpoint (``zoo.create``), writes the artefact with the
-serializers of ``zoo.export`` and runs it against eager on random inputs and on a real batch at two
-batch sizes; ``parity`` records the max abs difference and whether the argmax is identical, and an
-``ExportError`` is raised when the difference exceeds the tolerance (the file at ``out`` is then left
-as it was). ``quantize_onnx`` makes a static int8 ONNX file calibrated on training images and scores
-both files on the test split.
+serializers of ``zoo.export``, loads it back as a ``zoo.backends`` runner and runs it against eager on
+random inputs and on a real batch at two batch sizes; ``parity`` records the max abs difference and
+whether the argmax is identical, and an ``ExportError`` is raised when the difference exceeds the
+tolerance (the file at ``out`` is then left as it was). ``quantize`` makes a static int8 file (ONNX
+through onnxruntime, OpenVINO IR through NNCF) calibrated on training images and scores both files
+on the test split.
 """
 
 from __future__ import annotations
@@ -17,24 +18,22 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
 from ._version import __version__
+from .backends import FORMAT_RUNTIMES, backend_of, load
 from .builder import create
-from .data import DatasetMissingError, batches, load_for_eval, load_split
+from .data import DatasetMissingError, batches, calibration_batch, load_for_eval
 from .errors import InvalidArgumentError, ZooError, summarize
 from .evaluate import evaluate
 from .export import (
-    ATOL,
-    FORMAT_RUNTIMES,
     FORMATS,
     ExportError,
-    Parity,
-    check_parity,
-    load_runner,
+    quantize_onnx_static,
+    quantize_openvino,
     to_onnx,
     to_openvino,
     to_pt2,
@@ -44,9 +43,31 @@ from .fileio import atomic_path, replace_into
 from .registry import get_entry, get_weights
 from .specs import get_dataset_spec
 
-__all__ = ["ExportResult", "export_model", "QuantResult", "quantize_onnx"]
+__all__ = ["ATOL", "Parity", "check_parity", "ExportResult", "export_model", "QuantResult", "quantize"]
 
 _logger = logging.getLogger(__name__)
+
+ATOL = 1e-4  # max logit difference allowed between an artefact and eager (fp32), times max(1, max |logit|)
+
+
+@dataclass
+class Parity:
+    """Artefact vs eager on one input batch."""
+
+    inputs: str  # "random" or "real"
+    batch_size: int
+    max_abs_diff: float
+    argmax_identical: bool
+    logit_scale: float = 1.0  # max |eager logit|: the tolerance is relative to it when it exceeds 1
+
+
+@torch.no_grad()
+def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                 kind: str) -> Parity:
+    expected = model.eval()(inputs)
+    got = runner(inputs)
+    return Parity(kind, int(inputs.shape[0]), float((expected - got).abs().max()),
+                  bool(torch.equal(expected.argmax(1), got.argmax(1))), float(expected.abs().max()))
 
 
 @dataclass
@@ -161,7 +182,7 @@ def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: A
         if got != opset:
             raise ExportError(f"--opset {opset} was asked for but the exporter wrote opset {got}; "
                               f"leave --opset out, or choose {got}")
-    runner = load_runner(path, FORMAT_RUNTIMES[fmt])
+    runner = load(path, FORMAT_RUNTIMES[fmt])
     result = ExportResult(name, fmt, str(path), exporter, loaded.name if loaded else weights, metadata,
                           tolerance=tolerance)
     if loaded is None:
@@ -195,10 +216,12 @@ def _real_batch(dataset: str, n: int, metadata: dict[str, str], data_dir: str | 
 
 @dataclass
 class QuantResult:
-    """int8 vs fp32 ONNX on the same images: accuracy and throughput (onnxruntime, CPU)."""
+    """int8 vs fp32 file on the same images: accuracy and throughput (onnxruntime or OpenVINO, CPU)."""
 
     fp32_path: str
     int8_path: str
+    backend: str  # the int8 file's runtime: onnxruntime-int8 or openvino-int8
+    method: str
     calibration_images: int
     eval_images: int
     is_sample: bool
@@ -218,68 +241,60 @@ class QuantResult:
         return dict(asdict(self), speedup=self.speedup, top1_change=self.int8_top1 - self.fp32_top1)
 
 
-def quantize_onnx(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str], *, name: str,
-                  calibration: int = 512, data_dir: str | None = None, batch_size: int = 256,
-                  eval_limit: int | None = None) -> QuantResult:
-    """Static int8 post-training quantisation with onnxruntime, calibrated on ``calibration`` training images.
+def _file_metadata(path: Path) -> dict[str, str]:
+    """The zoo.* metadata of an exported ONNX file or OpenVINO IR (empty when zoo did not export it)."""
+    if path.suffix == ".xml":
+        import openvino as ov
 
-    Both models are then evaluated on the test split (or the embedded sample when the dataset is absent).
-    """
-    try:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError:
-        raise ZooError("int8 quantisation needs onnxruntime: pip install 'zoo[onnx]'") from None
+        model = ov.Core().read_model(str(path))
+        if not model.has_rt_info(["zoo", "mean"]):
+            return {}
+        keys = ("model", "mean", "std", "num_classes", "input_size", "weights", "weights_sha256")
+        return {f"zoo.{k}": model.get_rt_info(["zoo", k]).astype(str) for k in keys if model.has_rt_info(["zoo", k])}
     import onnx
 
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def _file_bytes(path: Path) -> int:
+    return path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
+
+
+def quantize(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str], *, name: str,
+             calibration: int = 300, data_dir: str | None = None, batch_size: int = 256,
+             eval_limit: int | None = None, threads: int | None = None) -> QuantResult:
+    """Static int8 post-training quantisation of a file ``zoo export`` wrote, calibrated on ``calibration``
+    training images; both files are then scored on the test split (or the embedded sample when the
+    dataset is absent). An ``.onnx`` file is quantised by onnxruntime, an OpenVINO ``.xml`` by NNCF.
+    """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
-    meta = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    runtime = backend_of(fp32_path)
+    if runtime not in ("onnxruntime", "openvino"):
+        raise InvalidArgumentError(f"int8 quantisation takes an ONNX file or an OpenVINO IR (.xml), got {fp32_path}")
+    if backend_of(int8_path) != runtime:
+        raise InvalidArgumentError(f"the int8 file must have the format of {fp32_path.name}, got {int8_path.name}")
+    meta = _file_metadata(fp32_path)
     if "zoo.mean" not in meta:
         raise ExportError(f"{fp32_path} was not exported by zoo (no zoo.* metadata); export it with `zoo export`")
     mean, std = tuple(json.loads(meta["zoo.mean"])), tuple(json.loads(meta["zoo.std"]))
     dataset = get_entry(name).dataset
     try:  # training images only: calibrating on test images would score int8 on what it was fitted to
-        calib_split = load_split(dataset, "train", data_dir=data_dir)
+        x_calib = calibration_batch(dataset, calibration, mean=mean, std=std, data_dir=data_dir)
     except DatasetMissingError as exc:
-        raise ExportError(f"int8 calibration needs the {dataset} train split, which is absent ({exc})") from None
-    calib_note = "train"
-    gen = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(calib_split), generator=gen)[:calibration]
-    calib_split = dataclasses.replace(calib_split, images=calib_split.images[idx], labels=calib_split.labels[idx],
-                                      indices=None)
-    x_calib = next(batches(calib_split, len(idx), mean=mean, std=std))[0]
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.chunks = iter(x_calib.split(32))
-
-        def get_next(self) -> dict[str, Any] | None:
-            chunk = next(self.chunks, None)
-            return None if chunk is None else {"input": chunk.numpy()}
-
-    with tempfile.TemporaryDirectory(dir=int8_path.parent, prefix=".zoo-int8-") as scratch, \
-            atomic_path(int8_path) as tmp:
-        pre = Path(scratch) / "preprocessed.onnx"
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-        proto = onnx.load(str(tmp))
-        for key, value in {**meta, "zoo.quantization": f"int8 static QDQ, {len(idx)} {calib_note} images"}.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(tmp))
+        raise ExportError(str(exc)) from None
+    quantizer = quantize_onnx_static if runtime == "onnxruntime" else quantize_openvino
+    _, method = quantizer(fp32_path, int8_path, x_calib)
     test = load_for_eval(dataset, "test", data_dir=data_dir)
     if eval_limit:
         test = dataclasses.replace(test, images=test.images[:eval_limit], labels=test.labels[:eval_limit],
                                    indices=None)
     results = {}
     for key, path in (("fp32", fp32_path), ("int8", int8_path)):
-        runner = load_runner(path, "onnxruntime")
+        runner = load(path, runtime, threads=threads)
         evaluate(runner, test, batch_size=batch_size, mean=mean, std=std)  # warm-up pass
         results[key] = evaluate(runner, test, batch_size=batch_size, mean=mean, std=std, return_predictions=True)
     differ = int((results["fp32"]["predictions"] != results["int8"]["predictions"]).sum())
-    return QuantResult(str(fp32_path), str(int8_path), len(idx), len(test), test.is_sample,
-                       results["fp32"]["top1"], results["int8"]["top1"], differ,
+    return QuantResult(str(fp32_path), str(int8_path), f"{runtime}-int8", method, len(x_calib), len(test),
+                       test.is_sample, results["fp32"]["top1"], results["int8"]["top1"], differ,
                        results["fp32"]["images_per_s"], results["int8"]["images_per_s"],
-                       fp32_path.stat().st_size, int8_path.stat().st_size)
-
+                       _file_bytes(fp32_path), _file_bytes(int8_path))

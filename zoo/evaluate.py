@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .builder import create
 from .data import Split, batches, get_dataset_spec, load_for_eval
-from .errors import InvalidArgumentError, ZooError, summarize
+from .errors import InvalidArgumentError, summarize
 from .folders import is_image_folder, load_image_folder
 from .registry import get_entry, parse_model_name
 
@@ -182,14 +182,16 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     1,000-image sample is used and the result says so.
 
     ``backend``: ``auto`` (the default) runs the setting measured fastest for a pass over a dataset on
-    ``device`` (``zoo.backends``; on a CPU with native bf16: BatchNorm folded, channels_last, bf16),
+    ``device`` (``zoo.backends.resolve_auto``: measured per CPU class, setup time included; often bf16),
     whose top-1 can differ from fp32 by a few images; ``eager`` runs the model as built in fp32, which
     is how every recorded accuracy was measured and reproduces it exactly. Other ``zoo.backends``
-    specs (``bf16``, ``fold-bn+channels-last``...) run as given. ``onnxruntime``, ``pt2`` or
-    ``torchscript`` alone evaluates an exported artefact (``artefact``, or a fresh export of the same
-    weights); the eager model is evaluated too and ``parity`` counts the images whose top-1 differs.
+    specs (``bf16``, ``fold-bn+channels-last``...) run as given. An exported backend alone
+    (``onnxruntime``, ``pt2``, ``torchscript``, ``openvino``, ``openvino-bf16`` and the int8 ones,
+    ``zoo.backends.EXPORTED``) evaluates an exported artefact (``artefact``, or a fresh export of the
+    same weights; int8 calibrated on 300 training images); the eager model is evaluated too and
+    ``parity`` counts the images whose top-1 differs.
     """
-    from .backends import EXPORTED, parse_backend
+    from .backends import EXPORTED, backend_of, parse_backend
 
     if backend != "auto":
         parse_backend(backend)  # an unknown name fails here, before any work
@@ -242,15 +244,17 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         data = _subset(data, limit)
         notes.append(f"limited to the first {len(data):,} images")
     parity = None
+    if artefact is not None and backend == "auto":  # the file says how it runs: .onnx, .pt2, .ts.pt, .xml
+        backend = backend_of(artefact)
     if artefact is not None and backend not in EXPORTED:
         raise InvalidArgumentError(f"--artefact needs --backend {', '.join(EXPORTED)}, not {backend!r}")
     if backend in EXPORTED:
         setting = backend
         metrics, parity = _evaluate_backend(model, name, backend, artefact, data, batch_size, dev, mean,
-                                            std, progress)
+                                            std, progress, spec.name, data_dir)
         notes.append(f"{backend}: {parity['summary']}")
     else:
-        runner, setting = _prepare(model, backend, spec.input_size, dev, batch_size, name)
+        runner, setting = _prepare(model, backend, spec.input_size, dev, batch_size, name, len(data))
         metrics = evaluate(runner, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
                            name=name)
         if "bf16" in setting:
@@ -275,42 +279,55 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
 
 
 def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: torch.device, batch_size: int,
-             name: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+             name: str, images: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The callable that evaluates ``model`` with ``backend``, and the setting it resolved to."""
-    from .backends import parse_backend, prepare, resolve_auto
+    from .backends import AUTO_CPU_BF16, AUTO_CPU_FP32, cpu_has_bf16, parse_backend, prepare, resolve_auto
+    from .builder import count_flops
 
     if backend == "eager":
         return model.to(dev).eval(), "eager"
-    if backend == "auto":
-        # gflops=None: the rule for large calls. One pass over a dataset does not pay back an ONNX export
-        # (seconds), which is what wins for tiny calls in `zoo bench`.
-        backend = resolve_auto(dev, batch_size, gflops=None)
+    if backend != "auto":
+        p = prepare(model, backend, input_size=tuple(input_size), device=dev, batch_size=batch_size, name=name)
+        return p, p.spec
+    # auto: the setting measured fastest for a pass over `images` images (an export's setup time counts);
+    # should it fail on this model (an export, or torch.fx tracing for fold-bn), the next simpler one.
+    gflops = count_flops(model, tuple(input_size)) / 1e9
+    chosen = resolve_auto(dev, batch_size, gflops, images=images)
+    tries = [chosen]
+    if dev.type == "cpu":
+        plain = AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32
+        tries += [plain, "+".join(m for m in parse_backend(plain) if m != "fold-bn")]
+    tries = list(dict.fromkeys(tries))
+    for i, spec in enumerate(tries):
         try:
-            p = prepare(model, backend, input_size=tuple(input_size), device=dev, batch_size=batch_size, name=name)
-        except ZooError as e:  # e.g. a model torch.fx cannot trace has its BatchNorm left unfolded
-            backend = "+".join(m for m in parse_backend(backend) if m != "fold-bn") or "eager"
-            _logger.warning("%s: %s; evaluating with %s", name, e, backend)
+            p = prepare(model, spec, input_size=tuple(input_size), device=dev, batch_size=batch_size, name=name)
+        except Exception as e:  # auto's own choice must not fail where a simpler setting works
+            if i == len(tries) - 1:
+                raise
+            _logger.warning("%s: %s; evaluating with %s", name, e, tries[i + 1])
         else:
-            return p.run, p.spec
-    p = prepare(model, backend, input_size=tuple(input_size), device=dev, batch_size=batch_size, name=name)
-    return p.run, p.spec
+            return p, p.spec
+    raise AssertionError("unreachable")
 
 
 def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, data: Split, batch_size: int,
                       dev: torch.device, mean: tuple[float, ...], std: tuple[float, ...],
-                      progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .backends import prepare
-    from .export import RUNTIME_FORMATS, load_runner
+                      progress: bool, dataset_name: str, data_dir: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from .backends import EXPORTED, INT8, load, prepare
+    from .data import calibration_batch
 
-    if backend not in RUNTIME_FORMATS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(RUNTIME_FORMATS)}")
+    if backend not in EXPORTED:
+        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(EXPORTED)}")
     if dev.type != "cpu":
         raise InvalidArgumentError(f"--backend {backend} runs on the CPU here; use --device cpu")
     if artefact is not None:
-        runner = load_runner(artefact, backend)
+        runner = load(artefact, backend)
     else:  # the same weights, exported now (zoo.backends writes the artefact in a scratch folder and loads it)
+        calibration = None
+        if backend in INT8:  # training images of the model's dataset, never the images scored here
+            calibration = calibration_batch(dataset_name, mean=mean, std=std, data_dir=data_dir)
         runner = prepare(model, backend, input_size=tuple(data.dataset.input_size), device=dev,
-                         batch_size=batch_size, name=name).run
+                         batch_size=batch_size, name=name, calibration=calibration)
     metrics = evaluate(runner, data, batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress,
                        name=f"{name} ({backend})", return_predictions=True)
     eager = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, name=name,

@@ -1,6 +1,7 @@
-"""Serializers and runners: ONNX, torch.export (``.pt2``) and TorchScript files, and loading them back.
+"""Serializers: ONNX, torch.export (``.pt2``), TorchScript and OpenVINO files, and their int8 forms.
 
-``zoo.deploy`` is the job above: export a registered model with its weights, check parity, quantise.
+``zoo.backends`` runs these files (``zoo.backends.load``); ``zoo.deploy`` is the job above both: export a
+registered model with its weights, check parity with eager, quantise and score.
 
 - ONNX goes through ``torch.onnx.export`` with the current (dynamo) exporter and a dynamic batch
   axis (exported with a batch of 2); only if that fails is the legacy TorchScript-based exporter used,
@@ -10,21 +11,21 @@
 - ``.pt2`` is ``torch.export.save`` of an ``ExportedProgram`` with the same dynamic batch.
 - TorchScript is ``torch.jit.script``, else ``torch.jit.trace`` (the reason is logged).
 - OpenVINO IR (``.xml`` + ``.bin``) is ``openvino.convert_model`` of the module, fp32 weights, the same
-  metadata in its rt_info under ``zoo``; ``openvino`` runs it in fp32, ``openvino-bf16`` with OpenVINO's
-  bf16 precision hint.
-
-``load_runner`` turns an artefact into a callable (float32 NCHW -> logits) for a runtime
-(``RUNTIME_FORMATS``: onnxruntime, pt2, torchscript); ``check_parity`` compares one with eager.
+  metadata in its rt_info under ``zoo``.
+- int8: ``quantize_onnx_static`` (onnxruntime's static QDQ quantiser, per channel) and
+  ``quantize_openvino`` (NNCF's post-training quantisation) calibrate on the images they are given;
+  which images (training images only) is the caller's job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -32,32 +33,16 @@ import torch.nn as nn
 from .errors import InvalidArgumentError, ZooError, summarize
 from .fileio import atomic_path, replace_into
 
-__all__ = ["ExportError", "Parity", "FORMATS", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "to_openvino", "to_onnx", "to_pt2", "to_torchscript", "load_runner",
-           "check_parity", "ATOL"]
+__all__ = ["ExportError", "FORMATS", "to_openvino", "to_onnx", "to_pt2", "to_torchscript", "quantize_onnx_static",
+           "quantize_openvino"]
 
 _logger = logging.getLogger(__name__)
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt", "openvino": ".xml"}
-# runtime -> the format it runs; openvino-bf16 is OpenVINO's CPU plugin with INFERENCE_PRECISION_HINT=bf16
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino",
-                   "openvino-bf16": "openvino"}
-FORMAT_RUNTIMES = {"onnx": "onnxruntime", "pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}
-ATOL = 1e-4  # max logit difference allowed between an artefact and eager (fp32), times max(1, max |logit|)
 
 
 class ExportError(ZooError):
     """An export failed or its artefact disagrees with eager beyond the tolerance."""
-
-
-@dataclass
-class Parity:
-    """Artefact vs eager on one input batch."""
-
-    inputs: str  # "random" or "real"
-    batch_size: int
-    max_abs_diff: float
-    argmax_identical: bool
-    logit_scale: float = 1.0  # max |eager logit|: the tolerance is relative to it when it exceeds 1
 
 
 def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
@@ -154,88 +139,87 @@ def to_openvino(model: nn.Module, path: str | os.PathLike[str], *, input_size: t
                                     input=[ov.PartialShape([-1 if batch == "dynamic" else n, *input_size])])
     for key, value in (metadata or {}).items():
         ov_model.set_rt_info(value, ["zoo", key.removeprefix("zoo.")])
+    _save_ir(ov_model, path)
+    return path, f"openvino.convert_model (OpenVINO {ov.__version__.split('-')[0]})"
+
+
+def _save_ir(ov_model: Any, path: Path) -> None:
+    """Write an IR, the .bin moved into place before the .xml (an .xml never appears without its weights)."""
+    import openvino as ov
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}-") as scratch:
         ov.save_model(ov_model, str(Path(scratch) / path.name), compress_to_fp16=False)
         replace_into(Path(scratch) / path.with_suffix(".bin").name, path.with_suffix(".bin"))
         replace_into(Path(scratch) / path.name, path)
-    return path, f"openvino.convert_model (OpenVINO {ov.__version__.split('-')[0]})"
 
 
-def load_runner(path: str | os.PathLike[str], backend: str, *, threads: int | None = None
-                ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A callable float32 NCHW tensor -> logits tensor for an exported artefact.
+def quantize_openvino(src: str | os.PathLike[str], dst: str | os.PathLike[str], calibration: torch.Tensor
+                      ) -> tuple[Path, str]:
+    """int8 IR at ``dst`` from the fp32 IR ``src``: NNCF post-training quantisation calibrated on ``calibration``.
 
-    A file the backend cannot read (corrupt, truncated, or another format) raises ``ExportError``.
+    ``calibration``: normalised images (N, C, H, W), fed one at a time (NNCF's statistics assume batch 1).
+    Performance preset (symmetric weights and activations), fast bias correction; the rt_info of
+    ``src`` is kept and ``zoo/quantization`` says how the file was made.
     """
-    if backend not in RUNTIME_FORMATS:
-        raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(RUNTIME_FORMATS)}")
     try:
-        return _load_runner(str(path), backend, threads)
-    except ZooError:
-        raise
-    except Exception as e:  # a boundary: each runtime raises its own exception types for a bad file
-        if isinstance(e, OSError) and not os.path.isfile(path):
-            raise
-        raise ExportError(f"{path} is not a readable {RUNTIME_FORMATS[backend]} artefact for --backend {backend} "
-                          f"({type(e).__name__}: {summarize(e)}); export it again with `zoo export`") from None
+        import nncf
+        import openvino as ov
+    except ImportError as e:
+        raise ZooError(f"OpenVINO int8 needs {e.name}: pip install 'zoo[openvino]'") from None
+    dst = Path(dst)
+    if dst.suffix != ".xml":
+        raise InvalidArgumentError(f"an OpenVINO IR is an .xml file (with a .bin beside it), got {dst}")
+    model = ov.Core().read_model(str(src))
+    items = list(calibration.float().split(1))
+    with contextlib.redirect_stdout(io.StringIO()) as bars:  # NNCF draws rich progress bars on stdout
+        quantized = nncf.quantize(model, nncf.Dataset(items, lambda x: x.numpy()), subset_size=len(items),
+                                  preset=nncf.QuantizationPreset.PERFORMANCE, fast_bias_correction=True)
+    _logger.debug("nncf: %s", bars.getvalue().strip())
+    how = f"int8 static (NNCF {nncf.__version__}, performance preset), {len(items)} calibration images"
+    quantized.set_rt_info(how, ["zoo", "quantization"])
+    _save_ir(quantized, dst)
+    return dst, how
 
 
-def _load_runner(path: str, backend: str, threads: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    if backend in ("pt2", "torchscript"):
-        import zipfile
+def quantize_onnx_static(src: str | os.PathLike[str], dst: str | os.PathLike[str], calibration: torch.Tensor,
+                         *, batch_size: int = 32) -> tuple[Path, str]:
+    """int8 ONNX at ``dst`` from ``src``: onnxruntime's static QDQ quantiser, int8 per channel, on ``calibration``.
 
-        if not zipfile.is_zipfile(path):  # checked first: torch logs a whole traceback for a non-zip file
-            raise ExportError(f"{path} is not a readable {RUNTIME_FORMATS[backend]} artefact for --backend {backend} "
-                              f"(not a zip archive, as every {RUNTIME_FORMATS[backend]} file is); export it again with "
-                              f"`zoo export`")
-    if backend == "onnxruntime":
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ZooError("the onnxruntime backend needs onnxruntime: pip install 'zoo[onnx]'") from None
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
+    The metadata_props of ``src`` are kept and ``zoo.quantization`` says how the file was made.
+    """
+    try:
+        import onnx
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as e:
+        raise ZooError(f"ONNX int8 needs {e.name}: pip install 'zoo[onnx]'") from None
+    src, dst = Path(src), Path(dst)
+    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+    input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    chunks = calibration.float().split(batch_size)
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().contiguous().numpy()})[0])
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.chunks = iter(chunks)
 
-        return run
-    if backend == "pt2":
-        module = torch.export.load(path).module()
-        return lambda x: module(x)
-    if backend in ("openvino", "openvino-bf16"):
-        try:
-            import openvino as ov
-        except ImportError:
-            raise ZooError("the openvino backend needs openvino: pip install 'zoo[openvino]'") from None
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16" if backend == "openvino-bf16" else "f32",
-                                  "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        compiled = ov.Core().compile_model(path, "CPU", config)
+        def get_next(self) -> dict[str, Any] | None:
+            chunk = next(self.chunks, None)
+            return None if chunk is None else {input_name: chunk.numpy()}
 
-        def run_ov(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(compiled(x.detach().cpu().float().contiguous().numpy())[0].copy())
-
-        return run_ov
-    if backend == "torchscript":
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(path, map_location="cpu").eval()
-        return lambda x: module(x)
-    raise AssertionError(backend)  # load_runner checked the name
+    how = f"int8 static QDQ (onnxruntime quantize_static, per channel), {len(calibration)} calibration images"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".zoo-int8-") as scratch, atomic_path(dst) as tmp:
+        pre = Path(scratch) / "preprocessed.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]  # the quantiser may or may not carry them over: written once, here
+        for key, value in {**meta, "zoo.quantization": how}.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(tmp))
+    return dst, how
 
 
-@torch.no_grad()
-def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                 kind: str) -> Parity:
-    expected = model.eval()(inputs)
-    got = runner(inputs)
-    return Parity(kind, int(inputs.shape[0]), float((expected - got).abs().max()),
-                  bool(torch.equal(expected.argmax(1), got.argmax(1))), float(expected.abs().max()))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["device_name", "hardware_description"]
+__all__ = ["device_name", "hardware_description", "cpu_class", "cpu_flags"]
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -32,3 +32,25 @@ def hardware_description(device: torch.device | str = "cpu", world_size: int = 1
     if device.type != "cuda":
         what = f"{what}, {torch.get_num_threads()} threads"
     return f"{what} x {world_size} processes" if world_size > 1 else what
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_class() -> str:
+    """The kind of CPU that decides which inference kernels are fastest: ``amx-bf16`` (Intel Xeon with AMX),
+    ``avx512-bf16`` (e.g. AMD Zen 4), ``avx512``, ``avx2``, else the machine architecture (``aarch64``...)."""
+    flags = cpu_flags()
+    for flag, name in (("amx_bf16", "amx-bf16"), ("avx512_bf16", "avx512-bf16"), ("avx512f", "avx512"),
+                       ("avx2", "avx2")):
+        if flag in flags:
+            return name
+    return platform.machine() or "unknown"
