@@ -18,6 +18,8 @@ measured and recorded (load average, and the CPU time other processes used durin
 - ``int8``: every released checkpoint quantised by onnxruntime and by NNCF (OpenVINO), calibrated on 300
   training images, scored on its test split: the top-1 change int8 costs.
 - ``e2e``: ``zoo-eval`` end to end (data included) vs the pure model throughput of the same setting.
+- ``cuda``: eager, channels_last + bf16 autocast, the same with CUDA graphs and with torch.compile, and auto,
+  on CUDA beside the CPU (``cuda/cpu`` ratio); rows say "no CUDA device" on a machine without one.
 
 Results go to ``benchmarks/results/throughput.{json,md,png}``; a part run alone replaces its own
 section of the JSON and keeps the others. Every part runs ``--threads`` torch/onnxruntime threads (default:
@@ -55,7 +57,8 @@ SWEEP_MODELS = ["resnet18", "resnet20", "vgg19_bn"]
 SWEEP_BATCHES = [1, 4, 16, 64, 256]
 AUTO_TABLE = Path(backends.__file__).with_name("auto.json")
 COMPILE_BACKENDS = ["eager", BEST_BF16, "compile", f"compile+{BEST_BF16}"]
-PARTS = ["sweep", "main", "compile", "threads", "parity", "int8", "e2e"]  # sweep first: it sets what auto is
+CUDA_BACKENDS = ["eager", "channels-last+bf16", "channels-last+bf16+cuda-graph", "compile+channels-last+bf16", "auto"]
+PARTS = ["sweep", "main", "compile", "threads", "parity", "int8", "e2e", "cuda"]  # sweep first: it sets auto
 
 
 def _cpu_jiffies() -> tuple[int, int]:
@@ -109,6 +112,9 @@ def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int) -
         return int8(data_dir, threads)
     elif part == "e2e":
         return end_to_end(data_dir, threads, min_time_s)
+    elif part == "cuda":  # the CPU rows (for the cuda/cpu ratio) only where there is a GPU to compare
+        kwargs = dict(models=SWEEP_MODELS, devices=["cpu", "cuda"] if torch.cuda.is_available() else ["cuda"],
+                      backends=CUDA_BACKENDS, batch_sizes=[1, 64, 256], threads=[threads])
     else:
         raise SystemExit(f"unknown part {part!r}")
     previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
@@ -561,6 +567,19 @@ def markdown(result: dict[str, Any]) -> str:
             lines += ["### CUDA", ""] + _rows_table(cuda) + [""]
         lines += _timm_vs_zoo(main)
     lines += _compile_section(parts)
+    cuda_part = parts.get("cuda")
+    if cuda_part:
+        gpu = [r for r in cuda_part["rows"] if r["device"] != "cpu"]
+        lines += ["## CUDA (part `cuda`)", "", _part_line(cuda_part), ""]
+        if gpu and {r["status"] for r in gpu} == {"no CUDA device"}:
+            lines += [f"{len(gpu)} rows ({', '.join(CUDA_BACKENDS)}; batch 1, 64, 256), all 'no CUDA device': this "
+                      "machine has no GPU, so there is no CUDA measurement here.", ""]
+        else:
+            lines += _rows_table([{**r, "model": f"{r['model']} ({r['device']})"} for r in cuda_part["rows"]]) + [""]
+            ratios = [f"{r['model']} {r['backend']} b{r['batch_size']}: {r['cuda_speedup']:.1f}x"
+                      for r in gpu if r.get("cuda_speedup")]
+            if ratios:
+                lines += ["CUDA vs CPU (same backend and batch): " + "; ".join(ratios) + ".", ""]
     sweep = parts.get("sweep")
     if sweep:
         lines += ["## Batch-size sweep (part `sweep`)", "", _part_line(sweep), ""] + _rows_table(sweep["rows"]) + [""]

@@ -220,3 +220,20 @@ def test_cli_bench_json_parses_and_plots(fake_probe: list[torch.dtype], tmp_path
     assert all(r["status"] == "no CUDA device" for r in data["rows"] if r["device"] == "cuda")
     assert data["peaks"] and data["machine"]["loadavg"] is not None
     assert png.stat().st_size > 1000
+
+
+def test_cuda_graph_is_cuda_only_and_marked_so_on_the_cpu(fake_probe: list[torch.dtype]) -> None:
+    with pytest.raises(zoo.InvalidArgumentError, match="cuda-graph needs a CUDA device"):
+        backends.prepare(_conv_bn_net(), "channels-last+bf16+cuda-graph", input_size=(3, 32, 32))
+    r = benchmark.bench(["resnet20"], backends=["eager", "cuda-graph"], batch_sizes=[2], **FAST)
+    assert {x.backend: x.status for x in r.rows} == {"eager": "ok", "cuda-graph": "CUDA only (CUDA graphs)"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_replays_the_eager_result_per_batch_shape() -> None:
+    model = _conv_bn_net().cuda()
+    p = backends.prepare(model, "cuda-graph", input_size=(3, 32, 32), device="cuda")
+    for n in (2, 5, 2):  # a new shape captures a new graph; a known one replays
+        x = torch.randn(n, 3, 32, 32, device="cuda")
+        with torch.no_grad():
+            assert (p(x) - model(x)).abs().max().item() < 1e-4

@@ -128,7 +128,8 @@ def test_full_test_sets_are_evaluated() -> None:
 def test_backend_choice_default_auto_and_errors(tmp_path: Path) -> None:
     none = str(tmp_path / "none")
     auto = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64)
-    assert auto.backend == "auto" and auto.setting == zoo.backends.resolve_auto("cpu", 256)
+    expected = zoo.backends.resolve_auto("cpu", 256, zoo.model_info("resnet20").gflops, images=64)
+    assert auto.backend == "auto" and auto.setting == expected
     assert ("bf16" in auto.setting) == any("--backend eager gives the exact fp32 result" in n for n in auto.notes)
     eager = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64, backend="eager")
     folded = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64, backend="fold-bn")

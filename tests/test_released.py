@@ -50,7 +50,8 @@ def test_onnxruntime_top1_equals_eager_on_the_full_test_set(weights: zoo.Weights
 def test_default_auto_backend_stays_close_to_the_recorded_accuracy(weights: zoo.Weights) -> None:
     require_dataset(weights.dataset)
     r = evaluate_model(weights.arch, weights.dataset, weights=weights.name, batch_size=500, allow_sample=False)
-    assert r.backend == "auto" and r.setting == zoo.backends.resolve_auto("cpu", 500)
+    gflops = zoo.model_info(weights.arch).gflops  # what auto is resolved for: this model, 10,000 images
+    assert r.backend == "auto" and r.setting == zoo.backends.resolve_auto("cpu", 500, gflops, images=r.num_images)
     assert r.recorded_top1 == weights.metrics.top1
     assert any(f"recorded top-1 of {weights.name}" in n for n in r.notes)
     # bf16 arithmetic moves a few borderline images either way; 0.2 points is 20 of 10,000 images.

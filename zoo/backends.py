@@ -167,6 +167,36 @@ def _compile(p: Runner) -> Runner:
     return p
 
 
+def _cuda_graph(p: Runner) -> Runner:
+    """Each batch shape's forward captured once as a CUDA graph and replayed: no per-kernel launch cost."""
+    if p.device.type != "cuda":
+        raise InvalidArgumentError("cuda-graph needs a CUDA device (--device cuda)")
+    fn: Any = p.fn if p.fn is not None else p.module
+    graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def replay(x: torch.Tensor) -> torch.Tensor:  # called inside Runner.__call__ (autocast included)
+        key = tuple(x.shape)
+        if key not in graphs:
+            static_in = x.clone()
+            side = torch.cuda.Stream(p.device)
+            side.wait_stream(torch.cuda.current_stream(p.device))
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(3):  # warm-up on a side stream, as CUDA graph capture requires
+                    fn(static_in)
+            torch.cuda.current_stream(p.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), torch.no_grad():
+                static_out = fn(static_in)
+            graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    p.fn = replay
+    return p
+
+
 def _exported(backend: str) -> Callable[[Runner], Runner]:
     def build(p: Runner) -> Runner:
         from . import export
@@ -210,6 +240,7 @@ BACKENDS: dict[str, tuple[Callable[[Runner], Runner], tuple[str, ...], str]] = {
     "bf16-cast": (_bf16_cast, (), "weights and activations cast to bfloat16 (pure bf16)"),
     "bf16": (_bf16, (), "torch.autocast bfloat16 (AMP): fp32 weights, convs and matmuls in bf16"),
     "compile": (_compile, (), "torch.compile (inductor, freezing, static shapes)"),
+    "cuda-graph": (_cuda_graph, (), "CUDA only: each batch shape captured once as a CUDA graph and replayed"),
     "onnxruntime": (_exported("onnxruntime"), ("onnx", "onnxscript", "onnxruntime"),
                     "ONNX (zoo.export.to_onnx) run by onnxruntime, CPU provider, all graph optimisations"),
     "onnxruntime-int8": (_exported("onnxruntime-int8"), ("onnx", "onnxscript", "onnxruntime"),

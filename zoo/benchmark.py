@@ -402,6 +402,9 @@ def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.d
     if device.type == "cuda" and set(mods) & set(EXPORTED):
         setting.status = "CPU only (zoo.backends runs exported models on the CPU)"
         return setting
+    if device.type != "cuda" and "cuda-graph" in mods:
+        setting.status = "CUDA only (CUDA graphs)"
+        return setting
     t0 = time.perf_counter()
     try:
         calibration, note = _calibration(name, input_size) if set(mods) & set(INT8) else (None, None)
