@@ -154,7 +154,8 @@ def test_zoo_eval_int8_backends_calibrate_on_training_images_and_count_parity(ba
 
 def test_int8_without_training_images_fails_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "zoo", "eval", "-m", "resnet20", "cifar10", "--backend",
-                           "openvino-int8", "--data-dir", str(tmp_path), "--no-progress"], capture_output=True, text=True)
+                           "openvino-int8", "--data-dir", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "int8 calibration needs the training images" in errors[0], proc.stderr

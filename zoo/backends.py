@@ -38,9 +38,9 @@ import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError, summarize
 
-__all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of", "prepare", "load",
-           "parse_backend", "resolve_auto", "fold_batchnorm", "cpu_has_bf16", "missing_dependency", "auto_rule",
-           "AUTO_ORT_MAX_GFLOP"]
+__all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of",
+           "prepare", "load", "parse_backend", "resolve_auto", "auto_table", "auto_rule", "fold_batchnorm",
+           "cpu_has_bf16", "missing_dependency", "AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP"]
 
 _logger = logging.getLogger(__name__)
 

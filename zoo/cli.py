@@ -198,8 +198,8 @@ def _csv(cast: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter
               help="Devices, comma-separated: cpu, cuda (rows say 'no CUDA device' without one).")
 @click.option("--backend", "backends", default="eager,auto,onnxruntime,openvino,openvino-bf16", show_default=True,
               callback=_csv(str),
-              help="Backends, comma-separated: auto, eager, fold-bn, channels-last, bf16, bf16-cast, compile, cuda-graph, "
-              "onnxruntime, onnxruntime-int8, pt2, torchscript, openvino, openvino-bf16, openvino-int8, or "
+              help="Backends, comma-separated: auto, eager, fold-bn, channels-last, bf16, bf16-cast, compile, "
+              "cuda-graph, onnxruntime, onnxruntime-int8, pt2, torchscript, openvino, openvino-bf16, openvino-int8, or "
               "modifiers joined by '+' (fold-bn+channels-last+bf16-cast). int8 calibrates on training images.")
 @click.option("--batch-size", "-b", "batch_sizes", default="1,32,256", show_default=True, callback=_csv(int),
               help="Batch sizes, comma-separated.")
