@@ -49,6 +49,7 @@ def test_wheel_holds_the_package_and_no_checkpoints(wheel_install: tuple[Path, P
     wheel, target = wheel_install
     names = zipfile.ZipFile(wheel).namelist()
     assert "zoo/__init__.py" in names and "zoo/_sample/cifar10.npz" in names
+    assert ("zoo/auto.json" in names) == (REPO / "zoo" / "auto.json").exists()  # what auto stands for travels along
     assert not [n for n in names if n.endswith((".safetensors", ".pth")) or n.startswith("weights/")]
     assert (target / "bin" / "zoo-eval").is_file()
 
