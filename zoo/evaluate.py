@@ -291,7 +291,10 @@ def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: t
         return p, p.spec
     # auto: the setting measured fastest for a pass over `images` images (an export's setup time counts);
     # should it fail on this model (an export, or torch.fx tracing for fold-bn), the next simpler one.
-    gflops = count_flops(model, tuple(input_size)) / 1e9
+    try:
+        gflops: float | None = count_flops(model, tuple(input_size)) / 1e9
+    except Exception:  # input the model cannot take: evaluate's own check says so in one line
+        gflops = None
     chosen = resolve_auto(dev, batch_size, gflops, images=images)
     tries = [chosen]
     if dev.type == "cpu":
