@@ -97,14 +97,14 @@ def predict(model: str | nn.Module, images: Sequence[Any], *, weights: str | Non
 def _runner(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: torch.device, batch_size: int,
             images: int) -> Any:
     """``model`` itself for ``eager``; else a ``zoo.backends`` runner (``auto``: resolved for ``images`` images)."""
-    from .backends import parse_backend, prepare, resolve_auto
+    from .backends import INT8, parse_backend, prepare, resolve_auto
     from .builder import count_flops
 
     if backend == "eager":
         return model
     if backend == "auto":
         backend = resolve_auto(dev, batch_size, count_flops(model, input_size) / 1e9, images=images)
-    if any(m in ("onnxruntime-int8", "openvino-int8") for m in parse_backend(backend)):
+    if set(parse_backend(backend)) & set(INT8):
         raise InvalidArgumentError(f"--backend {backend}: int8 needs calibration; export it with `zoo export --int8` "
                                    "and run the file")
     return prepare(model, backend, input_size=input_size, device=dev, batch_size=batch_size)
