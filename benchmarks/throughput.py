@@ -32,7 +32,6 @@ the usable cores); measure on an otherwise idle machine (the load is recorded ei
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import tempfile
@@ -164,17 +163,10 @@ def write_auto_table(sweep: dict[str, Any], path: Path = AUTO_TABLE) -> None:
     m = machine()
     table.setdefault("cpus", {})[cpu_class()] = {
         "machine": f"{m['cpu']}, {sweep['rows'][0]['threads']} threads", "recorded": time.strftime("%Y-%m-%d"),
-        "torch": m["torch"], "onnxruntime": m.get("onnxruntime"), "openvino": _version("openvino"),
+        "torch": m["torch"], "onnxruntime": m["onnxruntime"], "openvino": m["openvino"],
         "load_other_cores": sweep["load"]["busy_cores_other_processes"], "points": auto_points(sweep)}
     atomic_write_text(path, json.dumps(table, indent=1) + "\n")
     backends.auto_table.cache_clear()
-
-
-def _version(module: str) -> str | None:
-    try:
-        return importlib.metadata.version(module)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 PARITY_SETTINGS = ["eager", BEST_BF16, "openvino-bf16", "onnxruntime"]

@@ -39,7 +39,7 @@ import torch.nn as nn
 from .errors import InvalidArgumentError, ZooError, summarize
 
 __all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of",
-           "prepare", "load", "parse_backend", "resolve_auto", "auto_table", "auto_rule", "fold_batchnorm",
+           "prepare", "load", "precision_of", "parse_backend", "resolve_auto", "auto_table", "auto_rule", "fold_batchnorm",
            "cpu_has_bf16", "missing_dependency", "AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP"]
 
 _logger = logging.getLogger(__name__)
@@ -52,6 +52,18 @@ RUNTIME_FORMATS = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx", "pt2": "pt
                    "openvino": "openvino", "openvino-bf16": "openvino", "openvino-int8": "openvino"}
 FORMAT_RUNTIMES = {"onnx": "onnxruntime", "pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}
 INT8 = ("onnxruntime-int8", "openvino-int8")
+
+
+def precision_of(mods: Sequence[str]) -> str:
+    """The arithmetic a backend's modifiers run in: ``int8``, ``bf16`` or ``fp32``."""
+    if set(mods) & set(INT8):
+        return "int8"
+    return "bf16" if set(mods) & {"bf16", "bf16-cast", "openvino-bf16"} else "fp32"
+
+
+def _missing_error(what: str, missing: str) -> ZooError:
+    extra = "openvino" if missing in ("openvino", "nncf") else "onnx"
+    return ZooError(f"{what} needs {missing}: pip install 'zoo[{extra}]'")
 
 
 @dataclass
@@ -79,9 +91,7 @@ class Runner:
 
     @property
     def precision(self) -> str:
-        if any(m in INT8 for m in self.mods):
-            return "int8"
-        return "bf16" if torch.bfloat16 in (self.dtype, self.autocast) or "openvino-bf16" in self.mods else "fp32"
+        return precision_of(self.mods)
 
     @property
     def spec(self) -> str:
@@ -293,7 +303,7 @@ def missing_dependency(mods: Sequence[str]) -> str | None:
 # images/s and setup time (export, compilation, first call). ``resolve_auto`` takes the measured point
 # nearest in GFLOP per call (log scale) and picks the fastest installed candidate there; a candidate whose
 # results are fp32 wins when it is within AUTO_TIE of the fastest. For a pass over ``images`` images, the
-# setup time counts too. A CPU class not measured yet gets the AUTO_FALLBACK rule.
+# setup time counts too. A CPU class not measured yet gets the fallback rule below.
 AUTO_CANDIDATES = ("eager", "fold-bn+channels-last", "fold-bn+channels-last+bf16-cast", "onnxruntime", "openvino",
                    "openvino-bf16")
 AUTO_TIE = 0.05
@@ -316,10 +326,6 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def _precision_of(spec: str) -> str:
-    return "bf16" if "bf16" in spec else "fp32"
-
-
 @functools.lru_cache(maxsize=None)
 def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
     """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
@@ -332,24 +338,25 @@ def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
         return {}
 
 
-def _measured(cls: str | None = None) -> dict[str, Any] | None:
+def _measured() -> dict[str, Any] | None:
+    """This machine's CPU class in the recorded table, if it was measured."""
     from .machine import cpu_class
 
-    return auto_table().get(cls or cpu_class())
+    return auto_table().get(cpu_class())
 
 
 def _pick(candidates: dict[str, dict[str, float]], images: int | None) -> str | None:
     """The fastest installed candidate (fp32 preferred within AUTO_TIE); ``images``: count setup time too."""
     usable = {spec: c for spec, c in candidates.items()
               if c.get("images_per_s") and missing_dependency(parse_backend(spec)) is None
-              and (_precision_of(spec) == "fp32" or cpu_has_bf16())}
+              and (precision_of(parse_backend(spec)) == "fp32" or cpu_has_bf16())}
     if not usable:
         return None
     cost = {spec: (c.get("setup_s", 0.0) if images else 0.0) + (images or 1) / c["images_per_s"]
             for spec, c in usable.items()}
     best = min(cost.values())
     close = [s for s in cost if cost[s] <= best * (1 + AUTO_TIE)]
-    return min(close, key=lambda s: (_precision_of(s) != "fp32", cost[s]))
+    return min(close, key=lambda s: (precision_of(parse_backend(s)) != "fp32", cost[s]))
 
 
 def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
@@ -430,8 +437,7 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
         mods = tuple(spec)
     missing = missing_dependency(mods)
     if missing:
-        extra = "openvino" if missing in ("openvino", "nncf") else "onnx"
-        raise ZooError(f"backend {'+'.join(mods)} needs {missing}: pip install 'zoo[{extra}]'")
+        raise _missing_error(f"backend {'+'.join(mods)}", missing)
     p = Runner(copy.deepcopy(model).eval().to(device), device, tuple(input_size), mods, threads, workdir, name,
                calibration=calibration)
     for mod in mods:
@@ -464,8 +470,7 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: i
         raise InvalidArgumentError(f"unknown backend {backend!r} for a file; use one of {', '.join(RUNTIME_FORMATS)}")
     missing = missing_dependency((backend,))
     if missing:
-        extra = "openvino" if missing in ("openvino", "nncf") else "onnx"
-        raise ZooError(f"the {backend} backend needs {missing}: pip install 'zoo[{extra}]'")
+        raise _missing_error(f"the {backend} backend", missing)
     path = Path(path)
     return Runner(None, torch.device("cpu"), (), (backend,), threads, name=path.name,
                   fn=_load_file(path, backend, threads), path=path)

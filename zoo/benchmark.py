@@ -27,7 +27,7 @@ A device, backend or dependency that is not there gives rows with a ``status`` t
 from __future__ import annotations
 
 import contextlib
-import importlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -51,6 +51,7 @@ from .backends import (
     cpu_has_bf16,
     missing_dependency,
     parse_backend,
+    precision_of,
     prepare,
     resolve_auto,
 )
@@ -82,10 +83,10 @@ def machine() -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-    for name in ("onnxruntime", "timm"):
+    for name in ("onnxruntime", "timm", "openvino", "nncf"):  # read from the installed metadata, not imported
         try:
-            info[name] = importlib.import_module(name).__version__
-        except ImportError:
+            info[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             info[name] = None
     return info
 
@@ -467,7 +468,7 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
         dev_threads: list[int | None] = list(thread_list) if device.type == "cpu" else [None]
         if device.type == "cuda" and not torch.cuda.is_available():
             rows += [BenchRow(name, str(device), spec, "+".join(_mods(spec, device, b)), b, None,
-                              status="no CUDA device", precision=_precision(_mods(spec, device, b)))
+                              status="no CUDA device", precision=precision_of(_mods(spec, device, b)))
                      for name in models for spec in asked for b in batch_sizes]
             continue
         dev_peaks: dict[int | None, Peak | None] = {}
@@ -494,12 +495,6 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
 
 def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None = None) -> tuple[str, ...]:
     return parse_backend(resolve_auto(device, batch_size, gflops) if spec == "auto" else spec)
-
-
-def _precision(mods: Sequence[str]) -> str:
-    if set(INT8) & set(mods):
-        return "int8"
-    return "bf16" if {"bf16", "bf16-cast", "openvino-bf16"} & set(mods) else "fp32"
 
 
 def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes: Sequence[int],
