@@ -198,7 +198,8 @@ def _score(settings: list[str], data_dir: str | None, threads: int, calibrate: b
                 preds[spec] = r.pop("predictions")
                 entry[spec] = {"top1": r["top1"], "correct": r["correct"], "loss": r["loss"],
                                "images_per_s": round(r["images_per_s"], 1),
-                               "differing_from_eager": int((preds[spec] != preds["eager"]).sum())}
+                               "differing_from_eager": int((preds[spec] != preds["eager"]).sum()),
+                               "notes": list(p.notes)}
             out["checkpoints"].append(entry)
             print(f"  {weights.name}: " + ", ".join(f"{k} {entry[k]['top1']:.2f}" for k in settings), flush=True)
     out["load"] = load.result
@@ -592,10 +593,19 @@ def markdown(result: dict[str, Any]) -> str:
     if parts.get("int8"):
         lines += _scores_table(parts["int8"], "## int8 on the released checkpoints (part `int8`)",
                                "Static post-training quantisation calibrated on 300 training images of each "
-                               "checkpoint's dataset (`zoo.data.calibration_batch`), scored on its test split: "
-                               "onnxruntime's QDQ quantiser (per channel) and NNCF's (OpenVINO, performance preset). "
-                               "'differ' counts the images whose top-1 class is not eager fp32's.")
+                               "checkpoint's dataset (`zoo.data.calibration_batch`), scored on its test split. "
+                               "'differ' counts the images whose top-1 class is not eager fp32's. How each file "
+                               "was made (as the runner recorded it, first checkpoint): "
+                               + _int8_methods(parts["int8"]))
     return "\n".join(lines) + "\n"
+
+
+def _int8_methods(part: dict[str, Any]) -> str:
+    first = part["checkpoints"][0]
+    methods = [f"{s}: " + ("; ".join(n for n in first[s]["notes"] if "exported by" not in n) if "notes" in first[s]
+                           else "not recorded (measured before the runner's notes were kept)")
+               for s in part["settings"] if s in backends.INT8]
+    return ". ".join(methods) + "."
 
 
 def main() -> None:

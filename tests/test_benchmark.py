@@ -73,11 +73,7 @@ def test_missing_backend_is_marked_not_installed(monkeypatch: pytest.MonkeyPatch
     assert backends.resolve_auto("cpu", 1, gflops=0.01) != "onnxruntime"
 
 
-def _conv_bn_net() -> nn.Module:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4))
+def _random_statistics(net: nn.Module) -> nn.Module:
     for m in net.modules():  # statistics far from the identity, so a wrong fold shows
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-1, 1)
@@ -87,13 +83,42 @@ def _conv_bn_net() -> nn.Module:
     return net.eval()
 
 
-@pytest.mark.parametrize("make", [_conv_bn_net, lambda: zoo.create("resnet20").eval()], ids=["conv_bn", "resnet20"])
+def _conv_bn_net() -> nn.Module:
+    torch.manual_seed(0)
+    return _random_statistics(nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4), nn.BatchNorm1d(4)))
+
+
+def _conv_pool_bn_net() -> nn.Module:  # FastNet's order: the BatchNorm after the pool
+    torch.manual_seed(0)
+    return _random_statistics(nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(8), nn.GELU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 8 * 8, 4)))
+
+
+@pytest.mark.parametrize("make", [_conv_bn_net, _conv_pool_bn_net, lambda: zoo.create("resnet20").eval(),
+                                  lambda: _random_statistics(zoo.create("fastnet_mnist"))],
+                         ids=["conv_bn", "conv_pool_bn", "resnet20", "fastnet_mnist"])
 def test_fold_batchnorm_matches_eager_and_removes_batchnorm(make) -> None:  # type: ignore[no-untyped-def]
     model = make()
-    x = torch.randn(5, 3, 32, 32)
+    x = torch.randn(5, *next(model.parameters()).shape[1:2], 32, 32)
     folded = backends.fold_batchnorm(model)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
     assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())  # the original is kept
+    with torch.no_grad():
+        assert (folded(x) - model(x)).abs().max().item() <= 1e-5
+
+
+def test_a_batchnorm_with_a_negative_scale_stays_after_its_pool() -> None:
+    model = _conv_pool_bn_net()
+    model[2].weight.data[3] = -0.7  # max(-x) is not -max(x): moving this norm before the pool would be wrong
+    x = torch.randn(5, 3, 32, 32)
+    folded = backends.fold_batchnorm(model)
+    norms = [m for m in folded.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 1 and torch.equal(norms[0].weight, model[2].weight)  # the other one folded
     with torch.no_grad():
         assert (folded(x) - model(x)).abs().max().item() <= 1e-5
 

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -386,16 +385,11 @@ def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None
     if int8 and fmt not in ("onnx", "openvino"):
         raise click.BadParameter("--int8 applies to --format onnx and --format openvino", param_hint="--int8")
     r = export_model(model_name, fmt, weights=weights, out=out, opset=opset,
-                     batch=batch if batch == "dynamic" else int(batch), data_dir=data_dir)
-    q = None
-    if int8:
-        from .deploy import quantize
-
-        path = Path(r.path)
-        q = quantize(path, path.with_name(f"{path.stem}.int8{path.suffix}"), name=model_name,
-                     calibration=calibration, data_dir=data_dir, threads=threads)
+                     batch=batch if batch == "dynamic" else int(batch), data_dir=data_dir, int8=int8,
+                     calibration=calibration, threads=threads)
+    q = r.int8
     if as_json:
-        _emit_json({**r.to_dict(), "int8": q.to_dict() if q else None})
+        _emit_json(r.to_dict())
         return
     click.echo(f"{r.model} -> {r.path} ({r.format}, exporter: {r.exporter}, weights: {r.weights or 'random'})")
     rows = [[p.inputs, str(p.batch_size), f"{p.max_abs_diff:.2e}", "yes" if p.argmax_identical else "NO"]

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ._version import __version__
-from .backends import FORMAT_RUNTIMES, backend_of, load
+from .backends import FORMAT_RUNTIMES, backend_of, fold_batchnorm, load
 from .builder import create
 from .data import DatasetMissingError, batches, calibration_batch, load_for_eval
 from .errors import InvalidArgumentError, ZooError, summarize
@@ -81,6 +81,7 @@ class ExportResult:
     parity: list[Parity] = field(default_factory=list)
     tolerance: float = ATOL
     notes: list[str] = field(default_factory=list)
+    int8: QuantResult | None = None  # with int8=True: the int8 file beside the artefact and its scores
 
     @property
     def ok(self) -> bool:
@@ -88,7 +89,7 @@ class ExportResult:
                    for p in self.parity)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(asdict(self), ok=self.ok)
+        return dict(asdict(self), ok=self.ok, int8=self.int8.to_dict() if self.int8 else None)
 
 
 def _metadata(name: str, cfg: dict[str, Any]) -> dict[str, str]:
@@ -108,16 +109,21 @@ def _metadata(name: str, cfg: dict[str, Any]) -> dict[str, str]:
 
 def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | os.PathLike[str] | None = None,
                  opset: int | None = None, batch: str | int = "dynamic", real_batch: torch.Tensor | None = None,
-                 tolerance: float = ATOL, seed: int = 0, data_dir: str | os.PathLike[str] | None = None
-                 ) -> ExportResult:
+                 tolerance: float = ATOL, seed: int = 0, data_dir: str | os.PathLike[str] | None = None,
+                 int8: bool = False, calibration: int = 300, threads: int | None = None) -> ExportResult:
     """Export model ``name`` (with ``weights``, default: its default checkpoint if any) and check parity.
 
     ``real_batch``: normalised real images for the parity check (default: the first images of the test
     split of the model's dataset under ``data_dir``, else the embedded sample). Raises ``ExportError``
-    when parity fails; the file at ``out`` is then left as it was.
+    when parity fails; the file at ``out`` is then left as it was. ``int8`` (ONNX and OpenVINO) also
+    writes ``<stem>.int8<suffix>`` beside it, quantised from the model with its BatchNorms folded
+    (``zoo.backends.fold_batchnorm``) and calibrated on ``calibration`` training images, and scores
+    both files (``quantize``): ``result.int8``.
     """
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if int8 and fmt not in ("onnx", "openvino"):
+        raise InvalidArgumentError(f"int8 applies to the onnx and openvino formats, not {fmt}")
     if batch != "dynamic" and (not str(batch).isdigit() or int(batch) < 1):
         raise InvalidArgumentError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
     if opset is not None and fmt != "onnx":
@@ -154,7 +160,25 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
             result = _export_and_check(model, name, fmt, staged, spec, batch, opset, metadata, loaded, weights,
                                        real_batch, tolerance, seed)
     result.path = str(out_path)
+    if int8:
+        result.int8 = _quantize_folded(model, fmt, out_path, spec, batch, metadata, name=name,
+                                       calibration=calibration, data_dir=data_dir, threads=threads)
     return result
+
+
+def _quantize_folded(model: nn.Module, fmt: str, fp32_path: Path, spec: Any, batch: str | int,
+                     metadata: dict[str, str], **kwargs: Any) -> QuantResult:
+    """The int8 file of ``fp32_path``, quantised from ``model`` with every BatchNorm folded.
+
+    Quantisers fold conv + BatchNorm pairs themselves but not a BatchNorm after a pool (FastNet), which
+    otherwise sends channels of very different scales through one per-tensor int8 range.
+    """
+    save = to_onnx if fmt == "onnx" else to_openvino
+    with tempfile.TemporaryDirectory(dir=fp32_path.parent, prefix=".zoo-int8-") as scratch:
+        source, _ = save(fold_batchnorm(model), Path(scratch) / fp32_path.name, input_size=spec.input_size,
+                         batch=batch, metadata=metadata)
+        return quantize(fp32_path, fp32_path.with_name(f"{fp32_path.stem}.int8{fp32_path.suffix}"),
+                        source=source, **kwargs)
 
 
 def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: Any, batch: str | int,
@@ -261,11 +285,14 @@ def _file_bytes(path: Path) -> int:
 
 
 def quantize(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str], *, name: str,
-             calibration: int = 300, data_dir: str | None = None, batch_size: int = 256,
-             eval_limit: int | None = None, threads: int | None = None) -> QuantResult:
+             calibration: int = 300, data_dir: str | os.PathLike[str] | None = None, batch_size: int = 256,
+             eval_limit: int | None = None, threads: int | None = None,
+             source: str | os.PathLike[str] | None = None) -> QuantResult:
     """Static int8 post-training quantisation of a file ``zoo export`` wrote, calibrated on ``calibration``
     training images; both files are then scored on the test split (or the embedded sample when the
     dataset is absent). An ``.onnx`` file is quantised by onnxruntime, an OpenVINO ``.xml`` by NNCF.
+    ``source``: the file to quantise when not ``fp32_path`` itself (``export_model`` passes an export of
+    the same model with its BatchNorms folded); ``fp32_path`` is still what int8 is scored against.
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     runtime = backend_of(fp32_path)
@@ -283,7 +310,7 @@ def quantize(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str
     except DatasetMissingError as exc:
         raise ExportError(str(exc)) from None
     quantizer = quantize_onnx_static if runtime == "onnxruntime" else quantize_openvino
-    _, method = quantizer(fp32_path, int8_path, x_calib)
+    _, method = quantizer(Path(source) if source is not None else fp32_path, int8_path, x_calib)
     test = load_for_eval(dataset, "test", data_dir=data_dir)
     if eval_limit:
         test = dataclasses.replace(test, images=test.images[:eval_limit], labels=test.labels[:eval_limit],
