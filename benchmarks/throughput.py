@@ -600,10 +600,18 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# How the int8 files of a part measured before the runner's notes were recorded (2026-11-28) were made.
+_INT8_BEFORE_NOTES = {
+    "onnxruntime-int8": "onnxruntime quantize_static, QDQ, per channel, from the unfolded model",
+    "openvino-int8": "NNCF performance preset, averaged per-image activation ranges, fast bias correction, "
+                     "from the unfolded model (BatchNorms after a pool left to the quantiser)",
+}
+
+
 def _int8_methods(part: dict[str, Any]) -> str:
     first = part["checkpoints"][0]
     methods = [f"{s}: " + ("; ".join(n for n in first[s]["notes"] if "exported by" not in n) if "notes" in first[s]
-                           else "not recorded (measured before the runner's notes were kept)")
+                           else f"{_INT8_BEFORE_NOTES[s]} (measured before the notes were recorded)")
                for s in part["settings"] if s in backends.INT8]
     return ". ".join(methods) + "."
 
