@@ -112,6 +112,23 @@ def test_fold_batchnorm_matches_eager_and_removes_batchnorm(make) -> None:  # ty
         assert (folded(x) - model(x)).abs().max().item() <= 1e-5
 
 
+def test_a_model_folded_across_a_pool_runs_right_in_openvino_fp32(tmp_path: Path) -> None:
+    # OpenVINO's CPU plugin moves an activation after conv -> max-pool into the conv (max(gelu(z)) in
+    # place of gelu(max(z))); to_openvino moves each such conv's bias after its pool, so it can't.
+    ov = pytest.importorskip("openvino")
+    from zoo.export import to_openvino
+
+    model = _conv_pool_bn_net()
+    folded = backends.fold_batchnorm(model)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    to_openvino(folded, tmp_path / "f.xml", input_size=(3, 32, 32))
+    compiled = ov.Core().compile_model(str(tmp_path / "f.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    x = torch.randn(16, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+    assert (torch.from_numpy(compiled(x.numpy())[0]) - expected).abs().max().item() <= 1e-4
+
+
 def test_a_batchnorm_with_a_negative_scale_stays_after_its_pool() -> None:
     model = _conv_pool_bn_net()
     model[2].weight.data[3] = -0.7  # max(-x) is not -max(x): moving this norm before the pool would be wrong
