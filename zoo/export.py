@@ -157,11 +157,10 @@ def _bias_after_max_pools(ov_model: Any) -> int:
     The same function (max(z + b) = max(z) + b per channel). Why: OpenVINO's CPU plugin (2026.4) fuses
     an activation that follows conv -> max-pool into the conv (``FuseConvolutionAndSimpleOperationThroughMaxPool``
     in its graph optimiser), computing max(act(z)) in place of act(max(z)); that holds for ReLU, not for a
-    non-monotonic activation such as GELU (FastNet with its BatchNorms folded lost 2.4 points of top-1 in
-    fp32). Every activation not known to be monotonic gets the rewrite.
-    An add after the pool is not an activation, so the plugin leaves the chain alone. Returns how many
-    biases moved; a conv without a bias before such a pool is left as it is (an export's parity check
-    then fails loudly).
+    non-monotonic activation such as GELU (FastNet with its BatchNorms folded has that chain). An add after
+    the pool is not an activation, so the plugin leaves the chain alone; every activation not known to be
+    monotonic gets the rewrite. Returns how many biases moved; a conv without a bias before such a pool is
+    left as it is (``zoo export``'s parity check then refuses the file).
     """
     import openvino.opset13 as ops
 
