@@ -30,6 +30,7 @@ def _tiny(**changes: object) -> Recipe:
 def test_schedules() -> None:
     r = Recipe(lr=1.0, epochs=10, schedule="step", milestones=(5, 8), gamma=0.1)
     assert [round(lr_at(r, e * 10, 10), 6) for e in (0, 4, 5, 8, 9)] == [1.0, 1.0, 0.1, 0.01, 0.01]
+    assert lr_at(r, 49, 10) == 1.0 and lr_at(r, 50, 10) == pytest.approx(0.1)  # a milestone's first update decays
     r = Recipe(lr=1.0, epochs=10, schedule="onecycle", onecycle_pct=0.3)
     lrs = [lr_at(r, s, 10) for s in range(100)]
     assert lrs.index(max(lrs)) == 30 and lrs[0] == pytest.approx(0.04) and lrs[-1] < 1e-3
@@ -165,6 +166,23 @@ def test_optimizer_gets_only_trainable_tensors_and_scales_norm_lr() -> None:
     norm_group = next(g for g in opt.param_groups if g["lr_scale"] == 64.0)
     bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert {id(p) for p in norm_group["params"]} == bn_biases and norm_group["weight_decay"] == 0.0
+    assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == recipe.momentum
+    scheduler = train_mod._scheduler(recipe, opt, steps_per_epoch=10)
+    for step in (0, 7, 30):  # the scheduler sets every group: the norm shifts at 64x the schedule's lr
+        scheduler.step_update(step)
+        assert opt.param_groups[0]["lr"] == pytest.approx(lr_at(recipe, step, 10))
+        assert norm_group["lr"] == pytest.approx(64.0 * lr_at(recipe, step, 10))
+
+
+@pytest.mark.parametrize("name, nesterov, kind", [("sgd", False, torch.optim.SGD), ("sgd", True, torch.optim.SGD),
+                                                  ("adam", False, torch.optim.Adam), ("adamw", False, torch.optim.AdamW)])
+def test_optimizer_follows_the_recipe(name: str, nesterov: bool, kind: type) -> None:
+    recipe = Recipe(model="resnet20", optimizer=name, nesterov=nesterov, lr=0.05, weight_decay=5e-4, betas=(0.8, 0.99))
+    opt = train_mod._optimizer(recipe, zoo.create("resnet20"))
+    assert type(opt) is kind and [g["weight_decay"] for g in opt.param_groups] == [5e-4, 0.0, 0.0]
+    assert opt.defaults.get("nesterov", False) is nesterov and opt.defaults["lr"] == 0.05
+    if name != "sgd":
+        assert tuple(opt.defaults["betas"]) == (0.8, 0.99)
 
 
 def test_fastnet_stem_whitens_patches() -> None:

@@ -31,6 +31,9 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2, param_groups_weight_decay
+from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler, PolyLRScheduler, StepLRScheduler
+from timm.scheduler.scheduler import Scheduler
 
 from .augment import augment_flip_crop, cutout
 from .builder import count_flops, count_params, create
@@ -48,6 +51,8 @@ from .weights import load_into, save_checkpoint, sha256_file
 __all__ = ["train", "TrainResult", "lr_at"]
 
 _logger = logging.getLogger(__name__)
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)  # their tensors train at lr x norm_lr_scale
 
 
 @dataclass
@@ -70,52 +75,62 @@ class TrainResult:
 
 
 def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
-    """Learning rate at optimiser step ``step`` (0-based); schedules are evaluated per step."""
+    """Learning rate at optimiser update ``step`` (0-based), as the trainer's scheduler sets it (for a plot or a test)."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=recipe.lr)
+    _scheduler(recipe, opt, steps_per_epoch).step_update(step)
+    return opt.param_groups[0]["lr"]
+
+
+def _scheduler(recipe: Recipe, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Scheduler:
+    """timm's schedulers, stepped per update (``step_update``); each group's lr is the schedule x its ``lr_scale``.
+
+    ``triangle``: linear from lr x initial_lr_ratio up to lr over the first ``onecycle_pct`` of the updates, then
+    linear down to lr x final_lr_ratio. ``onecycle``: linear up from lr/25 (as torch's OneCycleLR starts), then cosine
+    down to lr x final_lr_ratio. The other schedules start with ``warmup_epochs`` of linear warm-up from lr/warm-up
+    updates. The schedule is a function of the update count alone, so a resumed run continues it exactly.
+    """
     total = recipe.epochs * steps_per_epoch
-    epoch = step / steps_per_epoch
     base, final = recipe.lr, recipe.lr * recipe.final_lr_ratio
-    if recipe.schedule == "triangle":  # linear up from lr * initial_lr_ratio, then linear down
+    if recipe.schedule in ("triangle", "onecycle"):
         peak = max(1, int(recipe.onecycle_pct * total))
-        if step < peak:
-            return base * (recipe.initial_lr_ratio + (1 - recipe.initial_lr_ratio) * step / peak)
-        return base + (final - base) * (step - peak) / max(1, total - peak)
-    if recipe.schedule == "onecycle":
-        peak = max(1, int(recipe.onecycle_pct * total))
-        if step < peak:
-            return base * (0.04 + 0.96 * step / peak)  # rise from lr/25 as torch's OneCycleLR
-        t = (step - peak) / max(1, total - peak)
-        return final + (base - final) * 0.5 * (1 + math.cos(math.pi * t))
-    warm = recipe.warmup_epochs * steps_per_epoch
-    if step < warm:
-        return base * (step + 1) / warm
-    if recipe.schedule == "constant":
-        return base
-    if recipe.schedule == "step":
-        return base * recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
-    if recipe.schedule == "exponential":
-        return base * recipe.gamma ** math.floor(epoch)
-    t = (step - warm) / max(1, total - warm)  # cosine
-    return final + (base - final) * 0.5 * (1 + math.cos(math.pi * t))
+        ramp: dict[str, Any] = {"warmup_t": peak, "warmup_prefix": True, "t_initial": max(1, total - peak),
+                                "lr_min": final, "t_in_epochs": False}
+        if recipe.schedule == "triangle":
+            return PolyLRScheduler(opt, power=1.0, warmup_lr_init=base * recipe.initial_lr_ratio, **ramp)
+        return CosineLRScheduler(opt, warmup_lr_init=base * 0.04, **ramp)
+    warm = round(recipe.warmup_epochs * steps_per_epoch)
+    warmup: dict[str, Any] = {"warmup_t": warm, "warmup_lr_init": base / warm if warm else 0.0, "t_in_epochs": False}
+    if recipe.schedule == "cosine":
+        return CosineLRScheduler(opt, t_initial=max(1, total - warm), lr_min=final, warmup_prefix=True, **warmup)
+    if recipe.schedule == "step":  # timm applies a milestone d from update d - 1: +1 puts epoch m's at its first update
+        return MultiStepLRScheduler(opt, decay_t=[round(m * steps_per_epoch) + 1 for m in recipe.milestones],
+                                    decay_rate=recipe.gamma, warmup_prefix=False, **warmup)
+    rate = recipe.gamma if recipe.schedule == "exponential" else 1.0  # constant: a step schedule that never decays
+    return StepLRScheduler(opt, decay_t=steps_per_epoch, decay_rate=rate, warmup_prefix=False, **warmup)
 
 
 def _optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
-    norms = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm |
-                                                                nn.LayerNorm) for p in m.parameters()}
-    decay, no_decay, norm = [], [], []
-    for p in model.parameters():
-        if not p.requires_grad:  # frozen tensors (a whitened stem, unit BatchNorm scales) never reach the optimizer
-            continue
-        (norm if id(p) in norms else no_decay if p.ndim <= 1 else decay).append(p)
-    # no weight decay on biases and norm parameters; norm parameters get lr x norm_lr_scale
+    """timm's optimizer factory over timm's weight-decay groups (no decay on biases and other 1-d tensors).
+
+    The groups are, in this order (a saved optimizer state depends on it): tensors with weight decay, tensors
+    without, and norm-layer tensors, which train at lr x ``norm_lr_scale`` (the group's ``lr_scale``, which timm's
+    schedulers honour). Frozen tensors (a whitened stem, unit BatchNorm scales) never reach the optimizer.
+    """
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for group in param_groups_weight_decay(model, recipe.weight_decay):
+        (decay if group["weight_decay"] else no_decay).extend(group["params"])
+    norms = {id(p) for m in model.modules() if isinstance(m, _NORMS) for p in m.parameters()}
     groups = [{"params": decay, "weight_decay": recipe.weight_decay, "lr_scale": 1.0},
-              {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
-              {"params": norm, "weight_decay": 0.0, "lr_scale": recipe.norm_lr_scale}]
+              {"params": [p for p in no_decay if id(p) not in norms], "weight_decay": 0.0, "lr_scale": 1.0},
+              {"params": [p for p in no_decay if id(p) in norms], "weight_decay": 0.0,
+               "lr_scale": recipe.norm_lr_scale}]
     fused = {"fused": True} if _fused_ok(model) else {}  # one kernel over all tensors instead of a loop per tensor
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, **fused)
-    if recipe.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, **fused)
-    return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, **fused)
+    if recipe.optimizer == "sgd":  # timm's "sgd" is SGD with Nesterov momentum, its "momentum" without
+        return create_optimizer_v2(groups, opt="sgd" if recipe.nesterov else "momentum", lr=recipe.lr,
+                                   weight_decay=recipe.weight_decay, momentum=recipe.momentum, **fused)
+    return create_optimizer_v2(groups, opt=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay,
+                               betas=tuple(recipe.betas), **fused)
 
 
 def _fused_ok(model: nn.Module) -> bool:
@@ -249,8 +264,8 @@ class _Lookahead:
             self.slow[name].copy_(t)
 
 
-def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, recipe: Recipe, epoch: int,
-                 step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool,
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scheduler: Scheduler, data: Split, recipe: Recipe,
+                 epoch: int, step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool,
                  ema: nn.Module | None = None, lookahead: _Lookahead | None = None,
                  frozen_norms: list[nn.Module] | None = None) -> tuple[dict[str, float], int]:
     gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
@@ -285,9 +300,8 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: Split, reci
             x, y = x[ddp.rank * share:(ddp.rank + 1) * share], y[ddp.rank * share:(ddp.rank + 1) * share]
         if recipe.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        lr = lr_at(recipe, step, steps_per_epoch)
-        for group in opt.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)
+        scheduler.step_update(step)
+        lr = opt.param_groups[0]["lr"]  # the first group's lr_scale is 1: the schedule's own value
         with autocast:
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
@@ -446,6 +460,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         steps_per_epoch = len(train_data) // recipe.batch_size
         if steps_per_epoch < 1:
             raise InvalidArgumentError(f"batch_size {recipe.batch_size} exceeds the {len(train_data)} training images")
+        scheduler = _scheduler(recipe, opt, steps_per_epoch)
         lookahead = (_Lookahead(model, recipe.lookahead_steps, recipe.lookahead_decay, recipe.epochs * steps_per_epoch)
                      if recipe.lookahead_steps else None)
         history: list[dict[str, Any]] = []
@@ -484,7 +499,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                     _logger.warning("stopping after epoch %d of %d: the next would end past --max-minutes %g; "
                                     "continue with --resume", epoch, recipe.epochs, max_minutes)
                     break
-            row, step = _train_epoch(net, opt, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress,
+            row, step = _train_epoch(net, opt, scheduler, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp, progress,
                                      ema, lookahead, frozen_norms)
             row = {"epoch": epoch + 1, **row}
             if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
