@@ -325,6 +325,7 @@ def test_a_state_saved_before_new_recipe_settings_still_resumes() -> None:
     assert train_mod._same_recipe(saved, recipe)
     assert not train_mod._same_recipe({**saved, "lr": 0.5}, recipe)
     assert not train_mod._same_recipe({**saved, "no_such_setting": 1}, recipe)
+    assert train_mod._same_recipe({**saved, "description": "reworded", "source": "elsewhere"}, recipe)
 
 
 @pytest.mark.full_data

@@ -556,11 +556,13 @@ def _load_data(recipe: Recipe, data_dir: str | None, verify: bool) -> tuple[Spli
 
 
 def _same_recipe(saved: dict[str, Any], recipe: Recipe) -> bool:
-    """Whether a saved state's recipe is ``recipe``; settings added to zoo since keep their defaults."""
+    """Whether a saved state's recipe is ``recipe``: the same settings (settings added to zoo since keep their
+    defaults); an edited description or source does not change a recipe."""
     try:
-        return Recipe.from_dict(saved).to_json() == recipe.to_json()
+        a, b = Recipe.from_dict(saved).to_dict(), recipe.to_dict()
     except (InvalidArgumentError, TypeError):
         return False
+    return all(a[k] == b[k] for k in a if k not in ("description", "source"))
 
 
 def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
