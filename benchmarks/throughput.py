@@ -27,6 +27,7 @@ the usable cores); measure on an otherwise idle machine (the load is recorded ei
 
     python benchmarks/throughput.py                 # all parts, about 30 minutes here
     python benchmarks/throughput.py --part main     # one part (each stays under ~10 minutes)
+    python benchmarks/throughput.py --part parity --part int8 --weights vgg19_bn.cifar10  # a replaced checkpoint
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ class LoadMeter:
         }
 
 
-def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int) -> dict[str, Any]:
+def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int,
+             only: list[str] | None = None) -> dict[str, Any]:
     if part == "main":
         kwargs = dict(models=MODELS, devices=["cpu", "cuda"], backends=MAIN_BACKENDS, batch_sizes=[1, 64],
                       threads=[threads])
@@ -106,9 +108,9 @@ def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int) -
         kwargs = dict(models=["resnet18"], backends=["eager", "auto"], batch_sizes=[1, 64],
                       threads=sorted({1, max(2, threads)}))
     elif part == "parity":
-        return parity(data_dir, threads)
+        return parity(data_dir, threads, only)
     elif part == "int8":
-        return int8(data_dir, threads)
+        return int8(data_dir, threads, only)
     elif part == "e2e":
         return end_to_end(data_dir, threads, min_time_s)
     elif part == "cuda":  # the CPU rows (for the cuda/cpu ratio) only where there is a GPU to compare
@@ -173,9 +175,11 @@ PARITY_SETTINGS = ["eager", BEST_BF16, "openvino-bf16", "onnxruntime"]
 INT8_SETTINGS = ["eager", "onnxruntime-int8", "openvino-int8"]
 
 
-def _score(settings: list[str], data_dir: str | None, threads: int, calibrate: bool) -> dict[str, Any]:
-    """Every released checkpoint on its test split with each setting: top-1 and the images whose class differs
-    from eager fp32's (int8 settings calibrated on 300 training images of the checkpoint's dataset)."""
+def _score(settings: list[str], data_dir: str | None, threads: int, calibrate: bool,
+           only: list[str] | None = None) -> dict[str, Any]:
+    """Every released checkpoint (or those named in ``only``) on its test split with each setting: top-1 and the
+    images whose class differs from eager fp32's (int8 settings calibrated on 300 training images of the
+    checkpoint's dataset)."""
     from zoo.data import calibration_batch, load_for_eval
     from zoo.evaluate import evaluate
 
@@ -183,13 +187,15 @@ def _score(settings: list[str], data_dir: str | None, threads: int, calibrate: b
     out: dict[str, Any] = {"checkpoints": [], "settings": settings}
     with LoadMeter() as load:
         for weights in zoo.list_weights():
+            if only is not None and weights.name not in only:
+                continue
             name = weights.name.split(".")[0]
             model = zoo.create(name, weights=weights.name).eval()
             split = load_for_eval(weights.dataset, "test", data_dir=data_dir)
             calibration = calibration_batch(weights.dataset, 300, mean=weights.mean, std=weights.std,
                                             data_dir=data_dir) if calibrate else None
-            entry: dict[str, Any] = {"model": name, "weights": weights.name, "dataset": weights.dataset,
-                                     "images": len(split), "is_sample": split.is_sample}
+            entry: dict[str, Any] = {"model": name, "weights": weights.name, "sha256": weights.sha256,
+                                     "dataset": weights.dataset, "images": len(split), "is_sample": split.is_sample}
             preds = {}
             for spec in settings:
                 p = backends.prepare(model, spec, input_size=zoo.model_info(name).input_size, threads=threads,
@@ -206,12 +212,27 @@ def _score(settings: list[str], data_dir: str | None, threads: int, calibrate: b
     return out
 
 
-def parity(data_dir: str | None, threads: int) -> dict[str, Any]:
-    return _score(PARITY_SETTINGS, data_dir, threads, calibrate=False)
+def parity(data_dir: str | None, threads: int, only: list[str] | None = None) -> dict[str, Any]:
+    return _score(PARITY_SETTINGS, data_dir, threads, calibrate=False, only=only)
 
 
-def int8(data_dir: str | None, threads: int) -> dict[str, Any]:
-    return _score(INT8_SETTINGS, data_dir, threads, calibrate=True)
+def int8(data_dir: str | None, threads: int, only: list[str] | None = None) -> dict[str, Any]:
+    return _score(INT8_SETTINGS, data_dir, threads, calibrate=True, only=only)
+
+
+def merge_scores(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A parity/int8 part re-run for some checkpoints (``--weights``): their entries replace the old ones, the
+    others are kept, in the order of ``zoo.list_weights()``; the re-run is recorded under ``reruns``."""
+    if old is None:
+        return new
+    if old["settings"] != new["settings"]:
+        raise SystemExit(f"--weights: the recorded part compares {old['settings']}, this run {new['settings']}: "
+                         "re-run the part for every checkpoint (without --weights)")
+    entries = {c["weights"]: c for c in old["checkpoints"]} | {c["weights"]: c for c in new["checkpoints"]}
+    order = [w.name for w in zoo.list_weights() if w.name in entries]
+    rerun = {"weights": [c["weights"] for c in new["checkpoints"]], "date": time.strftime("%Y-%m-%d"),
+             "load": new["load"]}
+    return {**old, "checkpoints": [entries[n] for n in order], "reruns": [*old.get("reruns", []), rerun]}
 
 
 def end_to_end(data_dir: str | None, threads: int, min_time_s: float, name: str = "resnet18") -> dict[str, Any]:
@@ -261,13 +282,17 @@ def _rows_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _part_line(part: dict[str, Any]) -> str:
-    load = part["load"]
-    peaks = "; ".join(f"{p['fp32']:.0f} fp32 / {p['bf16']:.0f} bf16 GFLOP/s" for p in part.get("peaks", {}).values())
+def _load_words(load: dict[str, Any]) -> str:
     return (f"{load['wall_s']:.0f} s; other processes kept **{load['busy_cores_other_processes']:.2f} of "
             f"{load['cores']:.0f} cores** busy on average (this benchmark {load['busy_cores_this_process']:.2f}); "
-            f"load average {load['loadavg_start'][0]:.2f} at the start, {load['loadavg_end'][0]:.2f} at the end"
-            + (f"; peak used: {peaks}" if peaks else "") + ".")
+            f"load average {load['loadavg_start'][0]:.2f} at the start, {load['loadavg_end'][0]:.2f} at the end")
+
+
+def _part_line(part: dict[str, Any]) -> str:
+    peaks = "; ".join(f"{p['fp32']:.0f} fp32 / {p['bf16']:.0f} bf16 GFLOP/s" for p in part.get("peaks", {}).values())
+    reruns = "".join(f" Re-measured on {r['date']} for {', '.join(r['weights'])} (`--weights`): "
+                     f"{_load_words(r['load'])}." for r in part.get("reruns", []))
+    return _load_words(part["load"]) + (f"; peak used: {peaks}" if peaks else "") + "." + reruns
 
 
 def _ok(part: dict[str, Any] | None, **where: Any) -> list[dict[str, Any]]:
@@ -626,7 +651,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="torch and onnxruntime threads (default: the usable cores)")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md and .png from the .json")
+    parser.add_argument("--weights", action="append", metavar="NAME",
+                        help="parts parity and int8: re-score only these released checkpoints (repeatable), keeping "
+                             "the others' rows (after a checkpoint is replaced)")
     args = parser.parse_args()
+    released = {w.name for w in zoo.list_weights()}
+    unknown = sorted(set(args.weights or ()) - released)
+    if unknown:
+        raise SystemExit(f"--weights: no released checkpoint {', '.join(unknown)} (see `zoo list --pretrained`)")
+    if args.weights and not (args.part and set(args.part) <= {"parity", "int8"}):
+        raise SystemExit("--weights applies to the parts parity and int8 only: name them with --part")
     path = args.out / "throughput.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"parts": {}}
     if args.markdown_only and not path.exists():
@@ -639,7 +673,11 @@ def main() -> None:
         result["peak"] = {"fp32": peak.fp32, "bf16": peak.bf16, "loadavg": peak.loadavg, "method": peak.method}
         for part in args.part or PARTS:
             t0 = time.perf_counter()
-            result["parts"][part] = run_part(part, args.min_time, args.data_dir, args.threads)
+            if args.weights:
+                result["parts"][part] = merge_scores(result["parts"].get(part), run_part(
+                    part, args.min_time, args.data_dir, args.threads, only=args.weights))
+            else:
+                result["parts"][part] = run_part(part, args.min_time, args.data_dir, args.threads)
             print(f"part {part}: {time.perf_counter() - t0:.0f} s", flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result, indent=1, default=str) + "\n")

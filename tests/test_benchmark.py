@@ -279,3 +279,48 @@ def test_cuda_graph_replays_the_eager_result_per_batch_shape() -> None:
         x = torch.randn(n, 3, 32, 32, device="cuda")
         with torch.no_grad():
             assert (p(x) - model(x)).abs().max().item() < 1e-4
+
+
+def _throughput_script() -> object:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("zoo_bench_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recorded_scores_are_of_the_released_checkpoints() -> None:
+    """benchmarks/results/throughput.json's parity and int8 tables hold every released checkpoint, each scored
+    from the file released now (a replaced checkpoint is re-scored with --weights)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "throughput.json"
+    if not path.exists():
+        pytest.skip("no benchmarks/results/throughput.json recorded yet")
+    released = {w.name: w for w in zoo.list_weights()}
+    for name, part in json.loads(path.read_text())["parts"].items():
+        if name not in ("parity", "int8"):
+            continue
+        assert sorted(c["weights"] for c in part["checkpoints"]) == sorted(released), name
+        for c in part["checkpoints"]:
+            w = released[c["weights"]]
+            assert (c["eager"]["top1"], c["images"]) == (w.metrics.top1, w.metrics.num_images), (name, w.name)
+            assert c.get("sha256", w.sha256) == w.sha256, (name, w.name)
+
+
+def test_a_rerun_for_some_checkpoints_keeps_the_other_rows() -> None:
+    throughput = _throughput_script()
+    names = [w.name for w in zoo.list_weights()][:3]
+    load = {"wall_s": 1.0, "cores": 2, "busy_cores_other_processes": 0.0, "busy_cores_this_process": 1.0,
+            "loadavg_start": [0.0], "loadavg_end": [0.0]}
+    old = {"settings": ["eager"], "load": load,
+           "checkpoints": [{"weights": n, "eager": {"top1": 1.0}} for n in reversed(names)]}
+    new = {"settings": ["eager"], "load": {**load, "wall_s": 9.0},
+           "checkpoints": [{"weights": names[1], "eager": {"top1": 2.0}}]}
+    merged = throughput.merge_scores(old, new)
+    assert [c["weights"] for c in merged["checkpoints"]] == names  # the registry's order
+    assert [c["eager"]["top1"] for c in merged["checkpoints"]] == [1.0, 2.0, 1.0]
+    assert merged["load"] == load and merged["reruns"][0]["weights"] == [names[1]]
+    assert f"for {names[1]} (`--weights`): 9 s" in throughput._part_line(merged)
+    with pytest.raises(SystemExit, match="without --weights"):  # other settings: no half-and-half table
+        throughput.merge_scores(old, {**new, "settings": ["eager", "onnxruntime"]})
