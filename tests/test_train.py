@@ -15,8 +15,9 @@ from safetensors.torch import load_file
 
 import zoo
 import zoo.train as train_mod
+from zoo.optim import Lookahead, create_optimizer, create_scheduler, lr_at
 from zoo.recipes import Recipe, get_recipe, parse_overrides, resolve_recipe
-from zoo.train import lr_at, train
+from zoo.train import train
 
 from conftest import require_dataset
 
@@ -158,7 +159,7 @@ def test_recipe_refuses_bad_values(changes: dict[str, object], message: str) -> 
 def test_optimizer_gets_only_trainable_tensors_and_scales_norm_lr() -> None:
     recipe = Recipe(model="fastnet", lr=0.5, norm_lr_scale=64.0, weight_decay=1e-3)
     model = zoo.create("fastnet")
-    opt = train_mod._optimizer(recipe, model)
+    opt = create_optimizer(recipe, model)
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
     frozen = {id(p) for p in model.parameters() if not p.requires_grad}
     assert frozen and not in_opt & frozen  # the whitened stem and the unit BatchNorm scales stay out
@@ -167,18 +168,20 @@ def test_optimizer_gets_only_trainable_tensors_and_scales_norm_lr() -> None:
     bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
     assert {id(p) for p in norm_group["params"]} == bn_biases and norm_group["weight_decay"] == 0.0
     assert type(opt) is torch.optim.SGD and opt.defaults["momentum"] == recipe.momentum
-    scheduler = train_mod._scheduler(recipe, opt, steps_per_epoch=10)
+    scheduler = create_scheduler(recipe, opt, steps_per_epoch=10)
     for step in (0, 7, 30):  # the scheduler sets every group: the norm shifts at 64x the schedule's lr
         scheduler.step_update(step)
         assert opt.param_groups[0]["lr"] == pytest.approx(lr_at(recipe, step, 10))
         assert norm_group["lr"] == pytest.approx(64.0 * lr_at(recipe, step, 10))
 
 
-@pytest.mark.parametrize("name, nesterov, kind", [("sgd", False, torch.optim.SGD), ("sgd", True, torch.optim.SGD),
-                                                  ("adam", False, torch.optim.Adam), ("adamw", False, torch.optim.AdamW)])
+@pytest.mark.parametrize("name, nesterov, kind", [
+    ("sgd", False, torch.optim.SGD), ("sgd", True, torch.optim.SGD), ("adam", False, torch.optim.Adam),
+    ("adamw", False, torch.optim.AdamW),
+])
 def test_optimizer_follows_the_recipe(name: str, nesterov: bool, kind: type) -> None:
     recipe = Recipe(model="resnet20", optimizer=name, nesterov=nesterov, lr=0.05, weight_decay=5e-4, betas=(0.8, 0.99))
-    opt = train_mod._optimizer(recipe, zoo.create("resnet20"))
+    opt = create_optimizer(recipe, zoo.create("resnet20"))
     assert type(opt) is kind and [g["weight_decay"] for g in opt.param_groups] == [5e-4, 0.0, 0.0]
     assert opt.defaults.get("nesterov", False) is nesterov and opt.defaults["lr"] == 0.05
     if name != "sgd":
@@ -282,7 +285,7 @@ def test_alternating_flip_shows_each_image_both_ways_every_two_epochs() -> None:
 
 def test_lookahead_moves_weights_to_the_slow_copy_with_a_rising_decay() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
-    look = train_mod._Lookahead(model, k=2, decay=0.8, total_steps=4)
+    look = Lookahead(model, k=2, decay=0.8, total_steps=4)
     start = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         model[0].weight.add_(1.0)
