@@ -37,13 +37,13 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
     ),
     "vgg19_bn": (
         Weights(
-            arch="vgg19_bn", tag="cifar10", file_name="vgg19_bn.cifar10-47cd4734.safetensors",
-            sha256="47cd473407d3953fceaf076198de4efb13ed68b5b745e17b0e60ee1ceb96c3f7",
+            arch="vgg19_bn", tag="cifar10", file_name="vgg19_bn.cifar10-0a791fc9.safetensors",
+            sha256="0a791fc9fece0741beb49c8717e187f9a031568ea55c1f7e304b4b31d7cf84a5",
             dataset="cifar10",
-            metrics=Metrics(top1=80.19, top5=98.7, loss=0.632998, split="test", num_images=10000),
-            num_params=20365002, gflops=0.79692, recipe="vgg19_bn.cifar10",
-            train_time_s=1022.4, hardware="AMD EPYC, 2 threads",
-            file_size=40763516, dtype="float16",
+            metrics=Metrics(top1=92.75, top5=99.68, loss=0.307738, split="test", num_images=10000),
+            num_params=20365002, gflops=0.79692, recipe="vgg19_bn.cifar10.e40",
+            train_time_s=14962.8, hardware="AMD EPYC, 2 threads",
+            file_size=40763756, dtype="float16",
         ),
     ),
 }
