@@ -189,6 +189,57 @@ def test_optimizer_follows_the_recipe(name: str, nesterov: bool, kind: type) -> 
         assert tuple(opt.defaults["betas"]) == (0.8, 0.99)
 
 
+def test_muon_trains_the_filters_and_the_recipe_optimizer_the_rest() -> None:
+    recipe = Recipe(model="fastnet", lr=0.5, norm_lr_scale=64.0, weight_decay=1e-3, muon_lr=0.25)
+    model = zoo.create("fastnet")
+    opt = create_optimizer(recipe, model)
+    assert isinstance(opt, zoo.optim.OptimizerChain)
+    sgd, muon = opt.optimizers
+    filters = {id(p) for p in model.parameters() if p.requires_grad and p.dim() == 4}
+    assert filters and {id(p) for g in muon.param_groups for p in g["params"]} == filters
+    assert not filters & {id(p) for g in sgd.param_groups for p in g["params"]}
+    assert {id(p) for g in opt.param_groups for p in g["params"]} == {
+        id(p) for p in model.parameters() if p.requires_grad}
+    scheduler = create_scheduler(recipe, opt, steps_per_epoch=10)
+    for step in (0, 30):  # the filters follow the same schedule at muon_lr / lr of it
+        scheduler.step_update(step)
+        assert muon.param_groups[0]["lr"] == pytest.approx(0.5 * lr_at(recipe, step, 10))
+    with pytest.raises(zoo.InvalidArgumentError, match="no trainable convolution filters"):
+        create_optimizer(dataclasses.replace(recipe, model="mlp_60_40_20_bn"), zoo.create("mlp_60_40_20_bn"))
+
+
+def test_muon_step_rescales_each_filter_and_orthogonalises_its_update() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(16, 32, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.mul_(10.0)  # far from the norm Muon keeps
+    opt = zoo.optim.FilterMuon([conv.weight], lr=1e-3, momentum=0.6)
+    conv.weight.grad = torch.randn_like(conv.weight)
+    before = conv.weight.detach().clone()
+    opt.step()
+    rescaled = before * (32 ** 0.5 / before.norm())
+    update = ((rescaled - conv.weight.detach()) / 1e-3).reshape(32, -1)
+    singular = torch.linalg.svdvals(update)  # the first step's direction is the gradient's, orthogonalised
+    assert 0.5 < float(singular.min()) and float(singular.max()) < 1.3
+    assert float(conv.weight.detach().norm()) == pytest.approx(32 ** 0.5, rel=0.01)
+
+
+@pytest.mark.full_data
+def test_muon_chain_resumes_exactly(tmp_path: Path) -> None:
+    require_dataset("mnist")
+    recipe = resolve_recipe("fastnet_mnist.mnist", {"train_limit": 5120, "muon_lr": 0.24})
+    threads = torch.get_num_threads()
+    try:
+        full = train(recipe, out_dir=tmp_path / "full", progress=False, threads=1)
+        train(recipe, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
+        resumed = train(recipe, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = load_file(full.checkpoint), load_file(resumed.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full.metrics["top1"] > 90.0  # learns: chance is 10
+
+
 def test_fastnet_stem_whitens_patches() -> None:
     model = zoo.create("fastnet")
     x = torch.randn(512, 3, 8, 8) * torch.tensor([1.0, 3.0, 0.2]).view(1, 3, 1, 1) + 0.5

@@ -40,7 +40,7 @@ from .evaluate import evaluate, resolve_device
 from .fileio import atomic_path, atomic_write_text, check_name
 from .folders import is_image_folder, load_image_folder
 from .machine import hardware_description
-from .optim import Lookahead, create_ema, create_optimizer, create_scheduler
+from .optim import Lookahead, OptimizerChain, create_ema, create_optimizer, create_scheduler
 from .recipes import Recipe
 from .registry import get_entry
 from .specs import DatasetSpec, get_dataset_spec
@@ -161,9 +161,9 @@ def _alternate_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor
     return torch.where(flipped.to(images.device).view(-1, 1, 1, 1), images.flip(3), images)
 
 
-def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, scheduler: Scheduler, data: Split, recipe: Recipe,
-                 epoch: int, step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist, progress: bool,
-                 ema: nn.Module | None = None, lookahead: Lookahead | None = None,
+def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, scheduler: Scheduler, data: Split,
+                 recipe: Recipe, epoch: int, step: int, steps_per_epoch: int, device: torch.device, ddp: _Dist,
+                 progress: bool, ema: nn.Module | None = None, lookahead: Lookahead | None = None,
                  frozen_norms: list[nn.Module] | None = None) -> tuple[dict[str, float], int]:
     gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
     torch.manual_seed(recipe.seed * 7_919 + epoch * 31 + ddp.rank)  # dropout
