@@ -8,8 +8,20 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterator
 
 import pytest
+
+
+@pytest.fixture
+def restore_threads() -> Iterator[None]:
+    """Put torch's thread count back after the test: ``train(threads=N)`` and the CLI's ``--threads`` set it for
+    the whole process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def require_dataset(name: str, split: str = "test") -> None:

@@ -285,20 +285,17 @@ def _run(case: Case, tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.
     return code, out, err
 
 
+@pytest.mark.usefixtures("restore_threads")  # `zoo train --threads` sets torch's for the whole process
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    capsys: pytest.CaptureFixture[str]) -> None:
     case = CASES[name]
     if case.needs_data and not os.environ.get("ZOO_DATA"):
         pytest.skip("needs ZOO_DATA (MNIST)")
-    threads = torch.get_num_threads()
     case.setup(tmp_path)
     capsys.readouterr()
     before = {p for p in tmp_path.rglob("*")}
-    try:
-        code, out, err = _run(case, tmp_path, monkeypatch, capsys)
-    finally:
-        torch.set_num_threads(threads)
+    code, out, err = _run(case, tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "marker").exists(), "a payload ran"
     assert "Traceback" not in err + out
     assert code == case.code, f"exit {code}, stderr: {err[-1500:]}"

@@ -225,16 +225,13 @@ def test_muon_step_rescales_each_filter_and_orthogonalises_its_update() -> None:
 
 
 @pytest.mark.full_data
+@pytest.mark.usefixtures("restore_threads")
 def test_muon_chain_resumes_exactly(tmp_path: Path) -> None:
     require_dataset("mnist")
     recipe = resolve_recipe("fastnet_mnist.mnist", {"train_limit": 5120, "muon_lr": 0.24})
-    threads = torch.get_num_threads()
-    try:
-        full = train(recipe, out_dir=tmp_path / "full", progress=False, threads=1)
-        train(recipe, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
-        resumed = train(recipe, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
-    finally:
-        torch.set_num_threads(threads)
+    full = train(recipe, out_dir=tmp_path / "full", progress=False, threads=1)
+    train(recipe, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
+    resumed = train(recipe, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
     a, b = load_file(full.checkpoint), load_file(resumed.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert full.metrics["top1"] > 90.0  # learns: chance is 10
@@ -254,25 +251,20 @@ def test_fastnet_stem_whitens_patches() -> None:
 
 
 @pytest.mark.full_data
+@pytest.mark.usefixtures("restore_threads")
 def test_max_minutes_stops_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
     require_dataset("mnist")
     recipe = _tiny(epochs=3)
-    threads = torch.get_num_threads()
-    try:  # the same thread count throughout: bf16 reductions may round differently on another
-        full = train(recipe, out_dir=tmp_path / "full", progress=False, threads=1)
-        out = tmp_path / "elsewhere" / "budget"  # any folder, outside the checkout
-        first = train(recipe, out_dir=out, progress=False, max_minutes=1e-6, threads=1)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
+    # the same thread count throughout: bf16 reductions may round differently on another
+    full = train(recipe, out_dir=tmp_path / "full", progress=False, threads=1)
+    out = tmp_path / "elsewhere" / "budget"  # any folder, outside the checkout
+    first = train(recipe, out_dir=out, progress=False, max_minutes=1e-6, threads=1)
+    assert torch.get_num_threads() == 1
     assert not first.finished and first.checkpoint == "" and len(first.history) == 1  # one epoch, then stop
     assert not list(out.glob("*.safetensors"))
     with open(out / "log.jsonl", "a") as f:  # a stray line (a save that failed after the log was written)
         f.write(json.dumps({"epoch": 2, "train_loss": 0.0}) + "\n")
-    try:
-        second = train(recipe, out_dir=out, progress=False, resume=True, max_minutes=60, threads=1)
-    finally:
-        torch.set_num_threads(threads)
+    second = train(recipe, out_dir=out, progress=False, resume=True, max_minutes=60, threads=1)
     assert second.finished
     a, b = load_file(full.checkpoint), load_file(second.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -353,20 +345,17 @@ def test_lookahead_moves_weights_to_the_slow_copy_with_a_rising_decay() -> None:
 
 
 @pytest.mark.full_data
+@pytest.mark.usefixtures("restore_threads")
 def test_lookahead_without_decay_changes_nothing_and_resumes_exactly(tmp_path: Path) -> None:
     require_dataset("mnist")
-    threads = torch.get_num_threads()
-    try:
-        plain = train(_tiny(epochs=2, flip=True, alternate_flip=True), out_dir=tmp_path / "plain", progress=False,
-                      threads=1)
-        same = train(_tiny(epochs=2, flip=True, alternate_flip=True, lookahead_steps=3), out_dir=tmp_path / "same",
-                     progress=False, threads=1)
-        look = _tiny(epochs=3, lookahead_steps=3, lookahead_decay=0.9)
-        full = train(look, out_dir=tmp_path / "full", progress=False, threads=1)
-        train(look, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
-        resumed = train(look, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
-    finally:
-        torch.set_num_threads(threads)
+    plain = train(_tiny(epochs=2, flip=True, alternate_flip=True), out_dir=tmp_path / "plain", progress=False,
+                  threads=1)
+    same = train(_tiny(epochs=2, flip=True, alternate_flip=True, lookahead_steps=3), out_dir=tmp_path / "same",
+                 progress=False, threads=1)
+    look = _tiny(epochs=3, lookahead_steps=3, lookahead_decay=0.9)
+    full = train(look, out_dir=tmp_path / "full", progress=False, threads=1)
+    train(look, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
+    resumed = train(look, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
     a, b = load_file(plain.checkpoint), load_file(same.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)  # decay 0: the slow copy is the model
     a, b = load_file(full.checkpoint), load_file(resumed.checkpoint)
