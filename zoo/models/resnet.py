@@ -50,6 +50,17 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             file_size=22379420, dtype="float16",
         ),
     ),
+    "resnet56": (
+        Weights(
+            arch="resnet56", tag="cifar10", file_name="resnet56.cifar10-6fd1aed2.safetensors",
+            sha256="6fd1aed28753bc22fdb0c8da63be5be995aa4e2d3eb4afbd972031e509474df7",
+            dataset="cifar10",
+            metrics=Metrics(top1=93.57, top5=99.45, loss=0.286201, split="test", num_images=10000),
+            num_params=853018, gflops=0.250971, recipe="resnet56.cifar10",
+            train_time_s=16040.5, hardware="AMD EPYC, 2 threads",
+            file_size=3458672, dtype="float32",
+        ),
+    ),
 }
 
 
@@ -244,7 +255,8 @@ def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=853_018,
                 expected_flops=250_971_392,
-                reported_accuracy=93.03)
+                reported_accuracy=93.03,
+                weights=_WEIGHTS["resnet56"])
 def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-56 (n=9): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.97% error."""
     return _create_resnet(BasicBlock, [9, 9, 9], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
