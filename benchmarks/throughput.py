@@ -45,6 +45,8 @@ import torch
 import zoo
 from zoo import backends
 from zoo.benchmark import bench, machine, measure_peak
+from zoo.fileio import atomic_write_text
+from zoo.machine import cpu_class, cpu_description, cpu_has_bf16
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ["resnet18", "timm/resnet18", "resnet20", "vgg19_bn"]
@@ -102,8 +104,9 @@ def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int,
                       threads=[threads])
     elif part == "compile":
         kwargs = dict(models=MODELS, backends=COMPILE_BACKENDS, batch_sizes=[1, 64], threads=[threads])
-    elif part == "sweep":
-        kwargs = dict(models=SWEEP_MODELS, backends=SWEEP_BACKENDS, batch_sizes=SWEEP_BATCHES, threads=[threads])
+    elif part == "sweep":  # bf16 only where the CPU runs it natively: emulated, it is never what auto picks
+        kwargs = dict(models=SWEEP_MODELS, backends=[b for b in SWEEP_BACKENDS if b not in _skipped_bf16()],
+                      batch_sizes=SWEEP_BATCHES, threads=[threads])
     elif part == "threads":
         kwargs = dict(models=["resnet18"], backends=["eager", "auto"], batch_sizes=[1, 64],
                       threads=sorted({1, max(2, threads)}))
@@ -127,7 +130,15 @@ def run_part(part: str, min_time_s: float, data_dir: str | None, threads: int,
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
             if previous is not None:
                 os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
-    return {**report.to_dict(), "load": load.result}
+    skipped = {"skipped_bf16": _skipped_bf16()} if part == "sweep" and _skipped_bf16() else {}
+    return {**report.to_dict(), "load": load.result, **skipped}
+
+
+def _skipped_bf16() -> list[str]:
+    """The bf16 candidates of the sweep on a CPU without native bf16 (none where it has it)."""
+    if cpu_has_bf16():
+        return []
+    return [b for b in SWEEP_BACKENDS if backends.precision_of(backends.parse_backend(b)) == "bf16"]
 
 
 def auto_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
@@ -156,15 +167,12 @@ def auto_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_auto_table(sweep: dict[str, Any], path: Path = AUTO_TABLE) -> None:
     """Record this machine's sweep as what ``auto`` stands for on its CPU class (other classes are kept)."""
-    from zoo.fileio import atomic_write_text
-    from zoo.machine import cpu_class
-
     table = json.loads(path.read_text()) if path.exists() else {}
     table.setdefault("about", "What `auto` stands for per CPU class: written by `python benchmarks/throughput.py "
                      "--part sweep`, read by zoo.backends.resolve_auto. See benchmarks/results/throughput.md.")
     m = machine()
     table.setdefault("cpus", {})[cpu_class()] = {
-        "machine": f"{m['cpu']}, {sweep['rows'][0]['threads']} threads", "recorded": time.strftime("%Y-%m-%d"),
+        "machine": cpu_description(sweep['rows'][0]['threads']), "recorded": time.strftime("%Y-%m-%d"),
         "torch": m["torch"], "onnxruntime": m["onnxruntime"], "openvino": m["openvino"],
         "load_other_cores": sweep["load"]["busy_cores_other_processes"], "points": auto_points(sweep)}
     atomic_write_text(path, json.dumps(table, indent=1) + "\n")
@@ -289,7 +297,9 @@ def _load_words(load: dict[str, Any]) -> str:
 
 
 def _part_line(part: dict[str, Any]) -> str:
-    peaks = "; ".join(f"{p['fp32']:.0f} fp32 / {p['bf16']:.0f} bf16 GFLOP/s" for p in part.get("peaks", {}).values())
+    peaks = "; ".join(f"{p['fp32']:.0f} fp32 / " + (f"{p['bf16']:.0f} bf16 GFLOP/s" if p.get("bf16") else
+                                                     "no bf16 (not native on this CPU)")
+                      for p in part.get("peaks", {}).values())
     reruns = "".join(f" Re-measured on {r['date']} for {', '.join(r['weights'])} (`--weights`): "
                      f"{_load_words(r['load'])}." for r in part.get("reruns", []))
     return _load_words(part["load"]) + (f"; peak used: {peaks}" if peaks else "") + "." + reruns
@@ -377,7 +387,10 @@ def _auto_section(parts: dict[str, Any]) -> list[str]:
               "fastest installed candidate at the measured point nearest in GFLOP per call, an fp32 one when it "
               f"is within {100 * backends.AUTO_TIE:.0f}% of the fastest; `zoo-eval` counts the setup time (an export) "
               "over the images it will score. CUDA: " + backends.AUTO_CUDA + " (AMP), not measured here; "
-              "torch.compile is not a candidate (see the compile section). Images/s per candidate:", ""]
+              "torch.compile is not a candidate (see the compile section)."
+              + (f" Not timed: {', '.join(sweep['skipped_bf16'])}, as this CPU has no native bf16 (emulated, bf16 "
+                 "runs many times slower than fp32, and `auto` never picks it here)." if sweep.get("skipped_bf16")
+                 else "") + " Images/s per candidate:", ""]
     cands = list(backends.AUTO_CANDIDATES)
     lines += ["| model | batch | GFLOP per call | " + " | ".join(cands) + " | `auto` picks |",
               "|---|---:|---:|" + "---:|" * len(cands) + "---|"]

@@ -24,7 +24,7 @@ regenerated from the JSON, so re-running one part keeps the others):
 Settings are interleaved round by round (``--rounds``), so a noisy machine slows them alike; the
 median round is reported. Every number names the machine it was measured on.
 
-    python benchmarks/train_speed.py [--parts settings,steps,breakdown,tta] [--models ...] [--rounds 3]
+    python benchmarks/train_speed.py [--parts settings,steps,breakdown,tta] [--models ...] [--rounds 3] [--out DIR]
 """
 
 from __future__ import annotations
@@ -319,6 +319,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum time per setting per round")
     parser.add_argument("--profile-steps", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of train_speed.json/.md (default: "
+                        "benchmarks/results; another CPU class's record goes beside it, e.g. benchmarks/results/avx2)")
     parser.add_argument("--compile", default="", help="models whose steps part also times torch.compile of the "
                         "model (comma-separated; compilation takes minutes on 2 cores)")
     args = parser.parse_args()
@@ -329,7 +331,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown parts: {', '.join(unknown)}")
     models = args.models.split(",")
-    path = RESULTS / "train_speed.json"
+    path = args.out / "train_speed.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     data = {k: v for k, v in data.items() if k in (*PARTS, "machine")}
     hardware = hardware_description("cpu")
@@ -346,10 +348,10 @@ def main() -> None:
     if "tta" in parts:
         data["tta"] = part_tta()
     data["machine"] = {"torch": torch.__version__, "python": platform.python_version()}
-    RESULTS.mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     text = render(data)
-    (RESULTS / "train_speed.md").write_text(text)
+    (args.out / "train_speed.md").write_text(text)
     print(text)
 
 

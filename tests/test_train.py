@@ -95,6 +95,28 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path: Path, monke
 
 
 @pytest.mark.full_data
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_recipe_trains_in_fp32_without_native_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture, native: bool) -> None:
+    require_dataset("mnist")
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: native)
+    seen: list[str] = []
+    real_epoch = train_mod._train_epoch
+
+    def spy(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(args[4].precision)  # the recipe the epoch ran with
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_train_epoch", spy)
+    with caplog.at_level("WARNING", logger="zoo.train"):
+        result = train(_tiny(epochs=1, train_limit=256), out_dir=tmp_path, progress=False)
+    expected = "bf16" if native else "fp32"
+    assert seen == [expected] and result.recipe["precision"] == expected
+    assert json.loads((tmp_path / "recipe.json").read_text())["precision"] == expected
+    assert ("no native bf16" in caplog.text) == (not native)
+
+
+@pytest.mark.full_data
 def test_stored_file_metrics_match_zoo_eval(tmp_path: Path) -> None:
     require_dataset("mnist")
     result = train(_tiny(epochs=1), out_dir=tmp_path, progress=False)

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError, summarize
+from .machine import cpu_class, cpu_has_bf16
 
 __all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of",
            "prepare", "load", "precision_of", "parse_backend", "resolve_auto", "auto_table", "auto_rule", "fold_batchnorm",
@@ -364,14 +365,6 @@ AUTO_CPU_FP32 = "fold-bn+channels-last"
 AUTO_CUDA = "channels-last+bf16"  # AMP; not measured (no GPU on the machines of the recorded results)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 @functools.lru_cache(maxsize=None)
 def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
     """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
@@ -386,8 +379,6 @@ def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
 
 def _measured() -> dict[str, Any] | None:
     """This machine's CPU class in the recorded table, if it was measured."""
-    from .machine import cpu_class
-
     return auto_table().get(cpu_class())
 
 
@@ -436,8 +427,6 @@ def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflo
 
 def auto_rule() -> dict[str, str]:
     """What ``auto`` stands for on this machine, in words, per device."""
-    from .machine import cpu_class
-
     measured = _measured()
     large = AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32
     if measured and measured.get("points"):
@@ -451,7 +440,8 @@ def auto_rule() -> dict[str, str]:
                 spans.append([won, p["gflop_per_call"], p["gflop_per_call"]])
         words = "; ".join(f"{w} ({lo:.2g}-{hi:.3g} GFLOP per call)" if lo != hi else f"{w} ({lo:.3g} GFLOP)"
                           for w, lo, hi in spans)
-        cpu = (f"measured on {measured['machine']} ({cpu_class()}, {measured['recorded']}): {words}; "
+        where = measured["machine"] if cpu_class() in measured["machine"] else f"{measured['machine']} ({cpu_class()})"
+        cpu = (f"measured on {where} on {measured['recorded']}: {words}; "
                "a pass over a dataset counts setup time too")
     else:
         missing = missing_dependency(parse_backend(AUTO_CPU_SMALL))

@@ -57,7 +57,7 @@ from .backends import (
 )
 from .errors import InvalidArgumentError, summarize
 from .fileio import atomic_write_text
-from .machine import device_name
+from .machine import cpu_description, device_name
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
 
@@ -113,7 +113,7 @@ def peak_cache_path() -> Path:
 
 
 def _peak_key(device: torch.device, threads: int) -> str:
-    what = device_name(device) if device.type == "cuda" else f"{device_name('cpu')}, {threads} threads"
+    what = device_name(device) if device.type == "cuda" else cpu_description(threads)
     return f"{what} | torch {torch.__version__}"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["device_name", "hardware_description", "cpu_class", "cpu_flags"]
+__all__ = ["device_name", "hardware_description", "cpu_description", "cpu_class", "cpu_flags", "cpu_has_bf16"]
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -25,12 +25,16 @@ def device_name(device: torch.device | str = "cpu") -> str:
     return what
 
 
+def cpu_description(threads: int | None = None) -> str:
+    """``"AMD EPYC (avx512-bf16), 2 threads"``: the model name, the CPU class (a virtual machine often reports
+    only "AMD EPYC" for CPUs several times apart in bf16) and ``threads`` (default: torch's thread count)."""
+    return f"{device_name('cpu')} ({cpu_class()}), {threads or torch.get_num_threads()} threads"
+
+
 def hardware_description(device: torch.device | str = "cpu", world_size: int = 1) -> str:
-    """``"AMD EPYC 9R14, 2 threads"`` (CPU: torch's thread count), ``"NVIDIA H100 ... x 2 processes"``."""
+    """``"AMD EPYC (avx2), 2 threads"`` (CPU: ``cpu_description``), ``"NVIDIA H100 ... x 2 processes"``."""
     device = torch.device(device)
-    what = device_name(device)
-    if device.type != "cuda":
-        what = f"{what}, {torch.get_num_threads()} threads"
+    what = device_name(device) if device.type == "cuda" else cpu_description()
     return f"{what} x {world_size} processes" if world_size > 1 else what
 
 
@@ -54,3 +58,12 @@ def cpu_class() -> str:
         if flag in flags:
             return name
     return platform.machine() or "unknown"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX); without it bf16 is emulated and
+    many times slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

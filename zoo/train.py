@@ -1,7 +1,8 @@
 """The training loop: recipes in, a self-describing checkpoint out.
 
 Data lives in memory as uint8 tensors; each batch is normalised and augmented on tensors (flip,
-pad-and-crop, cutout). bf16 autocast and channels_last are recipe settings. State is checkpointed
+pad-and-crop, cutout). bf16 autocast and channels_last are recipe settings; on a CPU without native
+bf16 (emulated, many times slower than fp32) a bf16 recipe trains in fp32. State is checkpointed
 atomically after every epoch (``state.pt``, read back with ``weights_only=True``) and ``resume``
 continues exactly: the data order and the dropout RNG of every epoch derive from the seed and the
 epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an equal share of every
@@ -39,7 +40,7 @@ from .errors import DatasetError, InvalidArgumentError, ZooError, summarize
 from .evaluate import evaluate, resolve_device
 from .fileio import atomic_path, atomic_write_text, check_name
 from .folders import is_image_folder, load_image_folder
-from .machine import hardware_description
+from .machine import cpu_class, cpu_has_bf16, hardware_description
 from .optim import Lookahead, OptimizerChain, create_ema, create_optimizer, create_scheduler
 from .recipes import Recipe
 from .registry import get_entry
@@ -299,6 +300,10 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         torch.set_num_threads(threads)
     started = time.monotonic()
     dev = resolve_device(device)
+    if recipe.precision == "bf16" and dev.type == "cpu" and not cpu_has_bf16():
+        _logger.warning("this CPU (%s) has no native bf16, where bf16 autocast runs many times slower than fp32: "
+                        "training in fp32 (the run's recipe records it)", cpu_class())
+        recipe = dataclasses.replace(recipe, precision="fp32")
     ddp = _Dist(dev)
     out = Path(out_dir)
     lock = None
