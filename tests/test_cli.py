@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -108,3 +109,21 @@ def test_help_of_bench_and_eval_names_every_backend() -> None:
     eval_help = "".join(_run("eval", "--help")[1].split())
     assert [b for b in BACKENDS if b not in bench_help] == []
     assert [b for b in EXPORTED if b not in eval_help] == []
+
+
+def test_train_stopped_by_budget_says_how_to_resume_and_time_left(tmp_path: Path) -> None:
+    from zoo.train import format_duration
+
+    run = tmp_path / "run"
+    args = ["train", "-m", "mlp_tanh_circles", "-r", "fast_onecycle", "--dataset", "circles", "--set", "epochs=3",
+            "--set", "batch_size=20", "--threads", "1", "--no-progress", "--out", str(run)]
+    budget = ["--max-minutes", "1e-6"]
+    code, out = _run(*args, *budget)
+    assert code == 0 and "stopped after epoch 1 of 3" in out and f"--resume --out {run}" in out
+    assert "left at this pace" in out
+    code, out = _run(*args, *budget, "--resume", "--json")  # one more epoch; the estimate is in the JSON too
+    result = json.loads(out)
+    assert code == 0 and not result["finished"] and len(result["history"]) == 2 and result["remaining_s"] > 0
+    code, out = _run(*args, "--resume", "--json")
+    assert code == 0 and json.loads(out)["finished"] and json.loads(out)["remaining_s"] == 0.0
+    assert [format_duration(s) for s in (4.4, 600, 5400, 36000)] == ["4 s", "10 min", "1.5 h", "10.0 h"]

@@ -283,11 +283,12 @@ def test_max_minutes_stops_and_resume_equals_uninterrupted(tmp_path: Path) -> No
     first = train(recipe, out_dir=out, progress=False, max_minutes=1e-6, threads=1)
     assert torch.get_num_threads() == 1
     assert not first.finished and first.checkpoint == "" and len(first.history) == 1  # one epoch, then stop
+    assert first.remaining_s >= 2 * first.history[0]["epoch_s"]  # two epochs left, each at least as long
     assert not list(out.glob("*.safetensors"))
     with open(out / "log.jsonl", "a") as f:  # a stray line (a save that failed after the log was written)
         f.write(json.dumps({"epoch": 2, "train_loss": 0.0}) + "\n")
     second = train(recipe, out_dir=out, progress=False, resume=True, max_minutes=60, threads=1)
-    assert second.finished
+    assert second.finished and second.remaining_s == 0.0
     a, b = load_file(full.checkpoint), load_file(second.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

@@ -434,7 +434,7 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
               progress: bool, as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
     from .recipes import parse_overrides, resolve_recipe
-    from .train import train
+    from .train import format_duration, train
 
     changes = parse_overrides(overrides)
     changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from), ("freeze", freeze))
@@ -448,7 +448,8 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
         return
     if not r.finished:
         click.echo(f"{recipe.model}: stopped after epoch {len(r.history)} of {recipe.epochs} (--max-minutes "
-                   f"{max_minutes:g}); state saved in {out_dir}: continue with --resume --out {out_dir}")
+                   f"{max_minutes:g}; about {format_duration(r.remaining_s)} left at this pace); state saved in "
+                   f"{out_dir}: continue with --resume --out {out_dir}")
         return
     if not r.checkpoint:  # not the main process of a distributed run
         return

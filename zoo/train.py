@@ -50,7 +50,7 @@ from .weights import load_into, save_checkpoint, sha256_file
 if TYPE_CHECKING:
     from timm.scheduler.scheduler import Scheduler
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["train", "TrainResult", "format_duration"]
 
 _logger = logging.getLogger(__name__)
 
@@ -69,9 +69,19 @@ class TrainResult:
     gflops: float
     world_size: int
     finished: bool = True  # False when --max-minutes stopped the run early (resume it)
+    remaining_s: float = 0.0  # stopped early: the epochs left at this call's pace (evaluation included)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people read it: '45 s', '12 min', '3.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -377,15 +387,16 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             _write_log(log_path, history)
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
         step = start_epoch * steps_per_epoch
-        finished = True
+        finished, remaining_s = True, 0.0
         for epoch in range(start_epoch, recipe.epochs):
             if max_minutes is not None and epoch > start_epoch:
                 spent = time.monotonic() - started
                 per_epoch = spent / (epoch - start_epoch)
                 if spent + per_epoch > max_minutes * 60:
-                    finished = False
+                    finished, remaining_s = False, per_epoch * (recipe.epochs - epoch)
                     _logger.warning("stopping after epoch %d of %d: the next would end past --max-minutes %g; "
-                                    "continue with --resume", epoch, recipe.epochs, max_minutes)
+                                    "continue with --resume (about %s left at this pace)",
+                                    epoch, recipe.epochs, max_minutes, format_duration(remaining_s))
                     break
             row, step = _train_epoch(net, opt, scheduler, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp,
                                      progress, ema, lookahead, frozen_norms)
@@ -418,7 +429,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                              history, dev, save_dtype, ddp.world)
         ddp.barrier()
         return result if result is not None else TrainResult(str(out), "", "", recipe.to_dict(), {}, history,
-                                                             train_time, hardware, 0, 0.0, ddp.world, finished)
+                                                             train_time, hardware, 0, 0.0, ddp.world, finished,
+                                                             remaining_s)
     finally:
         if lock is not None:
             lock.close()
