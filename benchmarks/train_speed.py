@@ -221,6 +221,7 @@ def part_tta() -> dict[str, Any]:
         recipe = json.loads((log.parent / "recipe.json").read_text())
         result_path = log.parent / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else {}
+        known = [row["hardware"] for row in history if row.get("hardware")]  # a run in progress names it per line
         minutes, reached = 0.0, {}
         for row in history:
             minutes += row["epoch_s"] / 60
@@ -230,7 +231,8 @@ def part_tta() -> dict[str, Any]:
         rows.append({"run": log.parent.name, "recipe": recipe["name"], "model": recipe["model"],
                      "dataset": recipe["dataset"], "epochs_done": len(history), "epochs": recipe["epochs"],
                      "minutes": round(minutes, 2), "last_test_top1": history[-1].get("test_top1") if history else None,
-                     "final_top1": result.get("metrics", {}).get("top1"), "hardware": result.get("hardware", ""),
+                     "final_top1": result.get("metrics", {}).get("top1"),
+                     "hardware": result.get("hardware") or " + ".join(dict.fromkeys(known)),
                      "reached": reached})
     return {"thresholds": list(THRESHOLDS), "results": rows}
 

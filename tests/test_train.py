@@ -295,6 +295,23 @@ def test_max_minutes_stops_and_resume_equals_uninterrupted(tmp_path: Path) -> No
     assert [row["epoch"] for row in log] == [1, 2, 3]  # each epoch once, as in the saved state
 
 
+def test_log_lines_name_their_machine_and_a_run_resumed_elsewhere_names_both(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_threads: None) -> None:
+    recipe = resolve_recipe("fast_onecycle", {"dataset": "circles", "epochs": 3, "batch_size": 20},
+                            model="mlp_tanh_circles")
+    monkeypatch.setattr(train_mod, "hardware_description", lambda device="cpu", world_size=1: "machine A")
+    first = train(recipe, out_dir=tmp_path, progress=False, max_minutes=1e-6, threads=1)
+    assert not first.finished and first.hardware == "machine A"
+    monkeypatch.setattr(train_mod, "hardware_description", lambda device="cpu", world_size=1: "machine B")
+    result = train(recipe, out_dir=tmp_path, progress=False, resume=True, threads=1)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [row["hardware"] for row in log] == ["machine A", "machine B", "machine B"]
+    assert result.hardware == "machine A + machine B"
+    assert json.loads((tmp_path / "result.json").read_text())["hardware"] == "machine A + machine B"
+    # lines logged before they named their machine: this call's machine, as the record always said
+    assert train_mod.run_hardware([{"epoch": 1}, {"epoch": 2, "hardware": "B"}], "B") == "B"
+
+
 @pytest.mark.full_data
 def test_run_directory_is_locked_and_damaged_state_is_one_line(tmp_path: Path) -> None:
     require_dataset("mnist")

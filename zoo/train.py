@@ -8,8 +8,8 @@ continues exactly: the data order and the dropout RNG of every epoch derive from
 epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an equal share of every
 global batch (DistributedDataParallel, gloo on CPU, nccl on CUDA).
 
-A run directory holds ``recipe.json``, ``log.jsonl`` (one line per epoch, rewritten from the saved
-state so that the two agree), ``state.pt``, ``curves.png``, the final
+A run directory holds ``recipe.json``, ``log.jsonl`` (one line per epoch, naming the machine it trained
+on, rewritten from the saved state so that the two agree), ``state.pt``, ``curves.png``, the final
 ``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics measured from that stored
 file on the full test split. The directory is locked (``.lock``) while a run uses it. A time budget
 (``max_minutes``) ends a run between epochs with its state saved; ``resume`` continues it exactly.
@@ -241,6 +241,14 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def run_hardware(history: list[dict[str, Any]], current: str) -> str:
+    """The machines a run's epochs trained on, in order ("A + B" when resumed elsewhere), from its log lines.
+
+    Lines of runs logged before lines named their machine count as ``current``'s, the machine of this call.
+    """
+    return " + ".join(dict.fromkeys([r.get("hardware") or current for r in history] or [current]))
+
+
 def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     try:
         from .plots import plot_curves
@@ -386,6 +394,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                                                                   indent=2) + "\n")
             _write_log(log_path, history)
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
+        hardware = hardware_description(dev, ddp.world)  # on every log line: a resumed run may change machine
         step = start_epoch * steps_per_epoch
         finished, remaining_s = True, 0.0
         for epoch in range(start_epoch, recipe.epochs):
@@ -406,7 +415,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                              mean=None if recipe.standardize else (0.0,) * len(spec.mean),
                              std=None if recipe.standardize else (1.0,) * len(spec.std))
                 row.update(test_loss=m["loss"], test_top1=m["top1"])
-            history.append(row)
+            history.append({**row, "hardware": hardware})
             _logger.info("epoch %d/%d %s", epoch + 1, recipe.epochs,
                          " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
             if ddp.main:  # the state first: a log line exists only for an epoch whose state is saved
@@ -419,7 +428,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                 _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
             ddp.barrier()
         train_time = sum(r["epoch_s"] for r in history)
-        hardware = hardware_description(dev, ddp.world)
+        hardware = run_hardware(history, hardware)
         result = None
         if ddp.main and finished:
             final = model if ema is None else ema.module  # with an EMA, the average is what is stored
