@@ -121,6 +121,20 @@ def _state_with_payload(tmp: Path) -> None:
                run / "state.pt")
 
 
+def _run_json_bad_dtype(tmp: Path) -> None:
+    (tmp / "run").mkdir()
+    (tmp / "run" / "run.json").write_text('{"tag": null, "save_dtype": "int4"}')
+
+
+def _run_files(log: str) -> Callable[[Path], None]:
+    """A run directory with a valid recipe.json and the given log."""
+    def setup(tmp: Path) -> None:
+        (tmp / "run").mkdir()
+        (tmp / "run" / "recipe.json").write_text(json.dumps({"name": "x", "model": "lenet_cifar", "epochs": 3}))
+        (tmp / "run" / "log.jsonl").write_text(log)
+    return setup
+
+
 def _corrupt_artefact(suffix: str) -> Callable[[Path], None]:
     return _write(f"model{suffix}", b"this is not a model file at all")
 
@@ -226,6 +240,16 @@ CASES: dict[str, Case] = {
     "train: existing run without --resume": Case(TRAIN + ["--out", "run"], 1, "already holds a run", _damaged_state),
     "train: batch larger than the data": Case(TRAIN + ["--set", "batch_size=100000", "--out", "r"], 1,
                                               "exceeds the 256 training images", needs_data=True),
+    "train: --save-dtype from a damaged run.json": Case(TRAIN + ["--out", "run", "--resume"], 1,
+                                                        "records an unknown save_dtype", _run_json_bad_dtype),
+    "status: not a run directory": Case(["status", "."], 1, r"is not a zoo training run \(no recipe.json\)"),
+    "status: missing directory": Case(["status", "nowhere"], 2, "does not exist"),
+    "status: damaged log": Case(["status", "run"], 1, "log.jsonl cannot be read as a zoo run file",
+                                _run_files('{"epoch": 1, "epoch_s": 2.0}\n{"epoch": 2, "epo')),
+    "status: log line not an epoch": Case(["status", "run"], 1, "a line is not an epoch record",
+                                          _run_files('{"epoch": 1, "epoch_s": 2.0}\n[1, 2]\n')),
+    "status: recipe.json not a recipe": Case(["status", "run"], 1, "recipe.json cannot be read as a zoo run file",
+                                             _write("run/recipe.json", b'"just a string"')),
     # -- export ---------------------------------------------------------------------------------------------
     "export: --batch 0": Case(["export", "-m", "lenet_cifar", "--batch", "0", "--out", "m.onnx"], 1, "positive integer"),
     "export: --batch abc": Case(["export", "-m", "lenet_cifar", "--batch", "abc", "--out", "m.onnx"], 2,

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from click.testing import CliRunner
 
 from zoo.cli import cli
@@ -111,8 +113,9 @@ def test_help_of_bench_and_eval_names_every_backend() -> None:
     assert [b for b in EXPORTED if b not in eval_help] == []
 
 
+@pytest.mark.usefixtures("restore_threads")
 def test_train_stopped_by_budget_says_how_to_resume_and_time_left(tmp_path: Path) -> None:
-    from zoo.train import format_duration
+    from zoo.runs import format_duration
 
     run = tmp_path / "run"
     args = ["train", "-m", "mlp_tanh_circles", "-r", "fast_onecycle", "--dataset", "circles", "--set", "epochs=3",
@@ -127,3 +130,41 @@ def test_train_stopped_by_budget_says_how_to_resume_and_time_left(tmp_path: Path
     code, out = _run(*args, "--resume", "--json")
     assert code == 0 and json.loads(out)["finished"] and json.loads(out)["remaining_s"] == 0.0
     assert [format_duration(s) for s in (4.4, 600, 5400, 36000)] == ["4 s", "10 min", "1.5 h", "10.0 h"]
+
+
+@pytest.mark.usefixtures("restore_threads")
+def test_status_tells_where_a_run_stands_and_its_command_continues_it(tmp_path: Path) -> None:
+    import shlex
+
+    from safetensors.torch import load_file
+
+    from zoo.runs import lock_run
+
+    run = tmp_path / "run"
+    code, out = _run("train", "-m", "mlp_tanh_circles", "-r", "fast_onecycle", "--dataset", "circles", "--set",
+                     "epochs=3", "--set", "batch_size=20", "--set", "lr=0.0125", "--tag", "mine", "--save-dtype",
+                     "float16", "--threads", "1", "--no-progress", "--out", str(run), "--max-minutes", "1e-6")
+    assert code == 0 and "stopped after epoch 1 of 3" in out
+    code, out = _run("status", str(run))
+    assert code == 0 and f"{run}: stopped after epoch 1 of 3 (recipe fast_onecycle: mlp_tanh_circles on circles)" in out
+    assert "left at this pace" in out and "test top-1: " in out
+    command = next(line for line in out.splitlines() if line.startswith("  continue: "))
+    words = shlex.split(command.removeprefix("  continue: ").removesuffix(" [--max-minutes N]"))
+    assert words[:4] == ["zoo", "train", "-r", "fast_onecycle"] and "lr=0.0125" in words
+    assert "--tag" not in words or words[words.index("--tag") + 1] == "mine"
+    code, out = _run(*words[1:], "--threads", "1", "--no-progress")  # exactly what status said, run
+    assert code == 0 and "stored file on the full test split" in out, out
+    code, out = _run("status", "--json", str(run))
+    status = json.loads(out)[0]
+    result = json.loads((run / "result.json").read_text())
+    assert (status["state"], status["epochs_done"], status["resume_command"]) == ("finished", 3, "")
+    assert status["final_top1"] == result["metrics"]["top1"] and status["checkpoint"] == result["checkpoint"]
+    assert status["remaining_s"] == 0.0 and status["train_s"] > 0 and status["eval_s"] > 0
+    # the resume kept the first call's tag and storage dtype (recorded in run.json)
+    assert Path(status["checkpoint"]).name.startswith("mlp_tanh_circles.mine-")
+    assert {t.dtype for t in load_file(status["checkpoint"]).values() if t.is_floating_point()} == {torch.float16}
+    handle = lock_run(run)  # a trainer holds the folder
+    try:
+        assert json.loads(_run("status", "--json", str(run))[1])[0]["state"] == "running"
+    finally:
+        handle.close()

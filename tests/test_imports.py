@@ -60,6 +60,8 @@ def test_no_import_cycles() -> None:
     # the runners' layers: serializers <- backends <- evaluate <- deployment jobs
     assert not _reachable(graph, "zoo.export") & {"zoo.backends", "zoo.evaluate", "zoo.deploy"}
     assert "zoo.deploy" not in _reachable(graph, "zoo.evaluate") | _reachable(graph, "zoo.backends")
+    # a run directory's status is read without the trainer, torch or the models
+    assert _reachable(graph, "zoo.runs") == {"zoo.errors", "zoo.fileio", "zoo.recipes"}
 
 
 def test_metadata_modules_load_without_torch() -> None:

@@ -434,7 +434,8 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
               progress: bool, as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
     from .recipes import parse_overrides, resolve_recipe
-    from .train import format_duration, train
+    from .runs import format_duration
+    from .train import train
 
     changes = parse_overrides(overrides)
     changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from), ("freeze", freeze))
@@ -461,6 +462,37 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
     click.echo(f"stored file on the full test split: top-1 {r.metrics['top1']:.2f}% "
                f"({r.metrics['correct']:,}/{r.metrics['num_images']:,}), top-5 {r.metrics['top5']:.2f}%, "
                f"loss {r.metrics['loss']:.4f}")
+
+
+@cli.command("status")
+@click.argument("run_dirs", nargs=-1, required=True, type=_Path(exists=True, file_okay=False))
+@json_option
+def status_cmd(run_dirs: tuple[str, ...], as_json: bool) -> None:
+    """Where training runs stand: epochs, test top-1 so far, time spent and left, how to continue.
+
+    Reads each run directory's JSON files and lock only (never its state.pt), so it is safe while the run trains.
+    """
+    from .runs import format_duration, run_status
+
+    statuses = [run_status(d) for d in run_dirs]
+    if as_json:
+        _emit_json([s.to_dict() for s in statuses])
+        return
+    for s in statuses:
+        what = {"running": f"running, {s.epochs_done} of {s.epochs} epochs done",
+                "stopped": f"stopped after epoch {s.epochs_done} of {s.epochs}",
+                "finished": f"finished, {s.epochs_done} epochs"}[s.state]
+        click.echo(f"{s.path}: {what} (recipe {s.recipe}: {s.model} on {s.dataset})")
+        spent = f"{format_duration(s.train_s + s.eval_s)} of training" + (" and evaluation" if s.eval_s else "")
+        left = f", about {format_duration(s.remaining_s)} left at this pace" if s.remaining_s else ""
+        click.echo(f"  time: {spent}{left}" + (f" ({s.hardware})" if s.hardware else ""))
+        if s.last_test_top1 is not None:
+            click.echo(f"  test top-1: {s.last_test_top1:.2f}% after epoch {s.last_test_epoch} (best "
+                       f"{s.best_test_top1:.2f}% after epoch {s.best_test_epoch})")
+        if s.final_top1 is not None:
+            click.echo(f"  checkpoint: {s.checkpoint}: top-1 {s.final_top1:.2f}% on the full test split")
+        if s.resume_command:
+            click.echo(f"  continue: {s.resume_command} [--max-minutes N]")
 
 
 @cli.command("recipes")

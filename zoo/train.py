@@ -8,11 +8,11 @@ continues exactly: the data order and the dropout RNG of every epoch derive from
 epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an equal share of every
 global batch (DistributedDataParallel, gloo on CPU, nccl on CUDA).
 
-A run directory holds ``recipe.json``, ``log.jsonl`` (one line per epoch, naming the machine it trained
-on, rewritten from the saved state so that the two agree), ``state.pt``, ``curves.png``, the final
+The run directory's files, its lock and its status are ``zoo.runs``'s: the final
 ``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics measured from that stored
-file on the full test split. The directory is locked (``.lock``) while a run uses it. A time budget
-(``max_minutes``) ends a run between epochs with its state saved; ``resume`` continues it exactly.
+file on the full test split join them at the end. A time budget (``max_minutes``) ends a run between
+epochs with its state saved; ``resume`` continues it exactly, with the first call's tag and storage
+dtype unless given again.
 """
 
 from __future__ import annotations
@@ -44,13 +44,15 @@ from .machine import cpu_class, cpu_has_bf16, hardware_description
 from .optim import Lookahead, OptimizerChain, create_ema, create_optimizer, create_scheduler
 from .recipes import Recipe
 from .registry import get_entry
+from .runs import (format_duration, lock_run, read_run_options, remove_stale_temporaries, run_hardware, write_log,
+                   write_run_options)
 from .specs import DatasetSpec, get_dataset_spec
 from .weights import load_into, save_checkpoint, sha256_file
 
 if TYPE_CHECKING:
     from timm.scheduler.scheduler import Scheduler
 
-__all__ = ["train", "TrainResult", "format_duration"]
+__all__ = ["train", "TrainResult"]
 
 _logger = logging.getLogger(__name__)
 
@@ -73,15 +75,6 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def format_duration(seconds: float) -> str:
-    """A duration as people read it: '45 s', '12 min', '3.5 h'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -241,47 +234,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def run_hardware(history: list[dict[str, Any]], current: str) -> str:
-    """The machines a run's epochs trained on, in order ("A + B" when resumed elsewhere), from its log lines.
-
-    Lines of runs logged before lines named their machine count as ``current``'s, the machine of this call.
-    """
-    return " + ".join(dict.fromkeys([r.get("hardware") or current for r in history] or [current]))
-
-
 def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     try:
         from .plots import plot_curves
     except ZooError:
         return
     plot_curves(history, path, title=title)
-
-
-def _lock(out: Path) -> Any:
-    """Hold an exclusive lock on ``out/.lock`` for the run; a second run on the same folder is refused."""
-    import fcntl
-
-    handle = open(out / ".lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise InvalidArgumentError(f"{out} is in use by another zoo train process; wait for it, or choose "
-                                   f"another --out") from None
-    return handle
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files a killed run left (we hold the lock, so no writer is alive): removed, never read."""
-    for path in out.iterdir():
-        if path.name.startswith(".") and (".tmp" in path.suffixes or path.suffix == ".safetensors") and path.is_file():
-            _logger.info("removing %s, left by an interrupted run", path)
-            path.unlink()
-
-
-def _write_log(path: Path, history: list[dict[str, Any]]) -> None:
-    """The log is rewritten from the saved state's history, so the two always agree (each epoch once)."""
-    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
 
 
 def _data_init(model: nn.Module, data: Split, recipe: Recipe, device: torch.device) -> None:
@@ -302,7 +260,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
     """Train ``recipe.model`` on ``recipe.dataset`` with ``recipe``; see the module docstring for the outputs.
 
     ``tag`` names the checkpoint (``<model>.<tag>``; default: the dataset). ``save_dtype="float16"``
-    stores the final weights in half precision (the metrics are measured from the stored file).
+    stores the final weights in half precision (the metrics are measured from the stored file); a resume
+    keeps the tag and storage dtype the run was started with (``run.json``) unless given.
     ``max_minutes`` is a time budget for this call: no epoch is started that the epochs so far say
     would end past it; the run then stops with its state saved (``TrainResult.finished`` False) and
     ``resume=True`` continues it exactly. ``threads`` sets torch's CPU thread count.
@@ -310,6 +269,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
     if not recipe.model:
         raise InvalidArgumentError(f"recipe {recipe.name!r} names no model: pass --model")
     tag = check_name(tag, "tag") if tag is not None else None  # it becomes part of a file name
+    if save_dtype not in (None, "float32", "float16"):  # checked now, not after hours of training
+        raise InvalidArgumentError(f"save_dtype must be float32, float16 or None, got {save_dtype!r}")
     if max_minutes is not None and not max_minutes > 0:
         raise InvalidArgumentError(f"max_minutes must be > 0, got {max_minutes}")
     if threads is not None:
@@ -330,16 +291,26 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             raise InvalidArgumentError(f"batch_size {recipe.batch_size} is not divisible by {ddp.world} processes")
         try:
             out.mkdir(parents=True, exist_ok=True)
-            lock = _lock(out) if ddp.main else None
+            lock = lock_run(out) if ddp.main else None
         except OSError as exc:
             raise InvalidArgumentError(f"cannot use {out} as the run directory: {exc.strerror or exc}") from None
         state_path = out / "state.pt"
         log_path = out / "log.jsonl"
         if lock is not None:
-            _remove_stale_temporaries(out)
+            remove_stale_temporaries(out)
         if not resume and state_path.exists():
             raise InvalidArgumentError(f"{out} already holds a run (state.pt): pass --resume to continue it, "
                                        f"or choose another --out")
+        if resume and ddp.main:  # a resume keeps the first call's checkpoint name and storage unless told otherwise
+            saved = read_run_options(out)
+            if tag is None and saved["tag"]:
+                tag = check_name(saved["tag"], f"tag in {out / 'run.json'}")
+            if save_dtype is None:
+                save_dtype = saved["save_dtype"]
+            if save_dtype not in (None, "float32", "float16"):
+                raise InvalidArgumentError(f"{out / 'run.json'} records an unknown save_dtype {save_dtype!r}")
+        if ddp.main:
+            write_run_options(out, tag=tag, save_dtype=save_dtype)
         train_data, test_data = _load_data(recipe, data_dir, verify)
         if recipe.train_limit:
             train_data = dataclasses.replace(train_data, images=train_data.images[:recipe.train_limit],
@@ -392,7 +363,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                          if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
                 atomic_write_text(out / "layers.json", json.dumps({**layers, "frozen_norms_in_eval_mode": norms},
                                                                   indent=2) + "\n")
-            _write_log(log_path, history)
+            write_log(log_path, history)
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp.enabled else model
         hardware = hardware_description(dev, ddp.world)  # on every log line: a resumed run may change machine
         step = start_epoch * steps_per_epoch
@@ -411,10 +382,11 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                                      progress, ema, lookahead, frozen_norms)
             row = {"epoch": epoch + 1, **row}
             if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
+                tested = time.perf_counter()
                 m = evaluate(model if ema is None else ema.module, test_data, batch_size=1000, device=dev,
                              mean=None if recipe.standardize else (0.0,) * len(spec.mean),
                              std=None if recipe.standardize else (1.0,) * len(spec.std))
-                row.update(test_loss=m["loss"], test_top1=m["top1"])
+                row.update(test_loss=m["loss"], test_top1=m["top1"], test_s=time.perf_counter() - tested)
             history.append({**row, "hardware": hardware})
             _logger.info("epoch %d/%d %s", epoch + 1, recipe.epochs,
                          " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
@@ -424,7 +396,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                     extra["lookahead"] = lookahead.state_dict()
                 _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                                     "history": history, "recipe": json.loads(recipe.to_json()), **extra}, state_path)
-                _write_log(log_path, history)
+                write_log(log_path, history)
                 _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
             ddp.barrier()
         train_time = sum(r["epoch_s"] for r in history)

@@ -1,0 +1,209 @@
+"""Run directories: the files a training run keeps, its lock, and what can be read from them.
+
+A run directory holds ``recipe.json`` (the resolved recipe), ``run.json`` (the call's ``tag`` and
+``save_dtype``, which a resume inherits), ``log.jsonl`` (one line per epoch, rewritten from the saved
+state), ``state.pt``, ``curves.png`` and, once finished, the checkpoint and ``result.json``. The
+trainer holds an exclusive lock on ``.lock`` while it uses the folder.
+
+``run_status`` answers "where is this run?" from the JSON files and the lock alone: it never loads
+``state.pt``, so it is safe on any folder and costs milliseconds, even while the run trains.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InvalidArgumentError, ZooError
+from .fileio import atomic_write_text
+from .recipes import Recipe, get_recipe
+
+__all__ = ["RunStatus", "run_status", "run_hardware", "format_duration", "lock_run", "remove_stale_temporaries",
+           "write_log", "read_run_options", "write_run_options"]
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStatus:
+    path: str
+    state: str  # "running" (a trainer holds it), "stopped" (resumable), "finished"
+    recipe: str
+    model: str
+    dataset: str
+    epochs_done: int
+    epochs: int
+    train_s: float  # the logged epochs' training time
+    eval_s: float  # their evaluations' time, where the log records it
+    remaining_s: float | None  # the epochs left at the logged pace; None before the first epoch
+    last_test_top1: float | None
+    last_test_epoch: int | None
+    best_test_top1: float | None
+    best_test_epoch: int | None
+    final_top1: float | None  # the stored checkpoint's, on the full test split (finished runs)
+    checkpoint: str
+    hardware: str
+    resume_command: str  # "" unless stopped
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people read it: '45 s', '12 min', '3.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def run_hardware(history: list[dict[str, Any]], current: str) -> str:
+    """The machines a run's epochs trained on, in order ("A + B" when resumed elsewhere), from its log lines.
+
+    Lines of runs logged before lines named their machine count as ``current``'s, the machine of this call.
+    """
+    return " + ".join(dict.fromkeys([r.get("hardware") or current for r in history] or [current]))
+
+
+def lock_run(out: Path) -> IO[str]:
+    """Hold an exclusive lock on ``out/.lock`` for the run; a second run on the same folder is refused.
+
+    A status reader holds a shared lock for an instant, so a refusal is retried briefly before it is final.
+    """
+    handle = open(out / ".lock", "a+")
+    for attempt in range(5):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if attempt < 4:
+                time.sleep(0.05)
+    handle.close()
+    raise InvalidArgumentError(f"{out} is in use by another zoo train process; wait for it, or choose "
+                               f"another --out")
+
+
+def _is_locked(out: Path) -> bool:
+    try:
+        handle = open(out / ".lock")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed run left (the caller holds the lock, so no writer is alive): removed, never read."""
+    for path in out.iterdir():
+        if path.name.startswith(".") and (".tmp" in path.suffixes or path.suffix == ".safetensors") and path.is_file():
+            _logger.info("removing %s, left by an interrupted run", path)
+            path.unlink()
+
+
+def write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    """The log is rewritten from the saved state's history, so the two always agree (each epoch once)."""
+    atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def write_run_options(out: Path, *, tag: str | None, save_dtype: str | None) -> None:
+    atomic_write_text(out / "run.json", json.dumps({"tag": tag, "save_dtype": save_dtype}, indent=2) + "\n")
+
+
+def read_run_options(out: Path) -> dict[str, str | None]:
+    """The ``tag`` and ``save_dtype`` the run was started with (None each when not recorded)."""
+    data = _read_json(out / "run.json") if (out / "run.json").exists() else {}
+    return {k: data.get(k) if isinstance(data.get(k), str) else None for k in ("tag", "save_dtype")}
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ZooError(f"{path} cannot be read as a zoo run file: {exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    with _reading(path):
+        return json.loads(path.read_text())
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with _reading(path):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not all(isinstance(r, dict) and isinstance(r.get("epoch_s"), (int, float)) for r in rows):
+        raise ZooError(f"{path} cannot be read as a zoo run file: a line is not an epoch record")
+    return rows
+
+
+def run_status(path: str | Path) -> RunStatus:
+    """Where the run in ``path`` stands: epochs, accuracy so far, time spent and left, how to continue it."""
+    out = Path(path)
+    if not (out / "recipe.json").is_file():
+        raise InvalidArgumentError(f"{out} is not a zoo training run (no recipe.json); a run directory is the "
+                                   f"--out of zoo train")
+    recipe = _read_json(out / "recipe.json")
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("epochs"), int):
+        raise ZooError(f"{out / 'recipe.json'} cannot be read as a zoo run file: not a recipe")
+    history = _read_log(out / "log.jsonl")
+    result = _read_json(out / "result.json") if (out / "result.json").is_file() else None
+    tested = [r for r in history if isinstance(r.get("test_top1"), (int, float))]
+    best = max(tested, key=lambda r: r["test_top1"], default=None)
+    train_s = sum(r["epoch_s"] for r in history)
+    eval_s = sum(r.get("test_s", 0.0) for r in history)
+    done, epochs = len(history), recipe["epochs"]
+    state = "running" if _is_locked(out) else "finished" if result is not None else "stopped"
+    remaining = 0.0 if state == "finished" else (train_s + eval_s) / done * (epochs - done) if done else None
+    known = [r["hardware"] for r in history if r.get("hardware")]
+    metrics = result.get("metrics", {}) if isinstance(result, dict) else {}
+    return RunStatus(
+        path=str(out), state=state, recipe=str(recipe.get("name", "")), model=str(recipe.get("model", "")),
+        dataset=str(recipe.get("dataset", "")), epochs_done=done, epochs=epochs, train_s=round(train_s, 3),
+        eval_s=round(eval_s, 3), remaining_s=None if remaining is None else round(remaining, 1),
+        last_test_top1=tested[-1]["test_top1"] if tested else None,
+        last_test_epoch=tested[-1].get("epoch") if tested else None,
+        best_test_top1=best["test_top1"] if best else None, best_test_epoch=best.get("epoch") if best else None,
+        final_top1=metrics.get("top1"), checkpoint=str(result.get("checkpoint", "")) if result else "",
+        hardware=str(result.get("hardware", "")) if result else " + ".join(dict.fromkeys(known)),
+        resume_command=_resume_command(out, recipe) if state == "stopped" else "")
+
+
+def _resume_command(out: Path, saved: dict[str, Any]) -> str:
+    """``zoo train`` arguments that resolve to the saved recipe: its name, then each setting that differs."""
+    words = ["zoo", "train", "-r", str(saved.get("name", ""))]
+    try:
+        named = get_recipe(words[-1]).to_dict()
+        resolved = Recipe.from_dict(saved).to_dict()
+    except (ZooError, TypeError, ValueError):
+        return ""  # a recipe zoo no longer has: no command would resolve to it
+    if resolved["model"] != named["model"]:
+        words += ["-m", resolved["model"]]
+    for key, value in resolved.items():
+        if key in ("model", "name", "description", "source") or value == named[key]:
+            continue
+        text = ",".join(repr(v) for v in value) if isinstance(value, (tuple, list)) else \
+            str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
+        words += ["--set", f"{key}={text}"]
+    options = read_run_options(out)
+    if options["tag"]:
+        words += ["--tag", options["tag"]]
+    if options["save_dtype"]:
+        words += ["--save-dtype", options["save_dtype"]]
+    words += ["--out", str(out), "--resume"]
+    return shlex.join(words)
