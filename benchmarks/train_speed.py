@@ -222,6 +222,7 @@ def part_tta() -> dict[str, Any]:
         result_path = log.parent / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else {}
         known = [row["hardware"] for row in history if row.get("hardware")]  # a run in progress names it per line
+        tested = [row["test_top1"] for row in history if row.get("test_top1") is not None]
         minutes, reached = 0.0, {}
         for row in history:
             minutes += row["epoch_s"] / 60
@@ -230,7 +231,7 @@ def part_tta() -> dict[str, Any]:
                     reached[str(t)] = round(minutes, 2)
         rows.append({"run": log.parent.name, "recipe": recipe["name"], "model": recipe["model"],
                      "dataset": recipe["dataset"], "epochs_done": len(history), "epochs": recipe["epochs"],
-                     "minutes": round(minutes, 2), "last_test_top1": history[-1].get("test_top1") if history else None,
+                     "minutes": round(minutes, 2), "last_test_top1": tested[-1] if tested else None,
                      "final_top1": result.get("metrics", {}).get("top1"),
                      "hardware": result.get("hardware") or " + ".join(dict.fromkeys(known)),
                      "reached": reached})
@@ -296,14 +297,16 @@ def render(data: dict[str, Any]) -> str:
         lines += ["## Time to accuracy", "",
                   "Minutes of training (the sum of the logged epoch times; evaluation excluded) after which the "
                   "test top-1 first reached each threshold, from each run's `docs/runs/<run>/log.jsonl`; "
-                  "'-' where it never did. 'final' is the stored file's top-1 on the full test split. Runs that "
+                  "'-' where it never did. 'final' is the stored file's top-1 on the full test split (a run still "
+                  "training shows its last test top-1 so far). Runs that "
                   "shared the 2 cores with other work took longer than they would alone.", "",
                   "| run | recipe | epochs | minutes | " + " | ".join(f"{t:g}%" for t in thresholds) +
                   " | final top-1 | hardware |", "|---|---|---:|---:|" + "---:|" * len(thresholds) + "---:|---|"]
         for r in part["results"]:
             cells = [f"{r['reached'][str(t)]:.1f}" if str(t) in r["reached"] else "-" for t in thresholds]
             epochs = f"{r['epochs_done']}" if r["epochs_done"] == r["epochs"] else f"{r['epochs_done']} of {r['epochs']}"
-            final = f"{r['final_top1']:.2f}" if r["final_top1"] is not None else "(training)"
+            final = (f"{r['final_top1']:.2f}" if r["final_top1"] is not None else
+                     f"(training; {r['last_test_top1']:.2f} so far)" if r["last_test_top1"] is not None else "(training)")
             lines.append(f"| `{r['run']}` | `{r['recipe']}` | {epochs} | {r['minutes']:.1f} | " + " | ".join(cells) +
                          f" | {final} | {r['hardware']} |")
         lines.append("")
