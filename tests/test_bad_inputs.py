@@ -244,6 +244,7 @@ CASES: dict[str, Case] = {
                                                         "records an unknown save_dtype", _run_json_bad_dtype),
     "status: not a run directory": Case(["status", "."], 1, r"is not a zoo training run \(no recipe.json\)"),
     "status: missing directory": Case(["status", "nowhere"], 2, "does not exist"),
+    "status: no runs under ./runs": Case(["status"], 1, r"no training runs under runs/"),
     "status: damaged log": Case(["status", "run"], 1, "log.jsonl cannot be read as a zoo run file",
                                 _run_files('{"epoch": 1, "epoch_s": 2.0}\n{"epoch": 2, "epo')),
     "status: log line not an epoch": Case(["status", "run"], 1, "a line is not an epoch record",

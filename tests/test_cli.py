@@ -133,14 +133,15 @@ def test_train_stopped_by_budget_says_how_to_resume_and_time_left(tmp_path: Path
 
 
 @pytest.mark.usefixtures("restore_threads")
-def test_status_tells_where_a_run_stands_and_its_command_continues_it(tmp_path: Path) -> None:
+def test_status_tells_where_a_run_stands_and_its_command_continues_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import shlex
 
     from safetensors.torch import load_file
 
     from zoo.runs import lock_run
 
-    run = tmp_path / "run"
+    run = tmp_path / "runs" / "r1"
     code, out = _run("train", "-m", "mlp_tanh_circles", "-r", "fast_onecycle", "--dataset", "circles", "--set",
                      "epochs=3", "--set", "batch_size=20", "--set", "lr=0.0125", "--tag", "mine", "--save-dtype",
                      "float16", "--threads", "1", "--no-progress", "--out", str(run), "--max-minutes", "1e-6")
@@ -163,6 +164,8 @@ def test_status_tells_where_a_run_stands_and_its_command_continues_it(tmp_path: 
     # the resume kept the first call's tag and storage dtype (recorded in run.json)
     assert Path(status["checkpoint"]).name.startswith("mlp_tanh_circles.mine-")
     assert {t.dtype for t in load_file(status["checkpoint"]).values() if t.is_floating_point()} == {torch.float16}
+    monkeypatch.chdir(tmp_path)  # no directory named: the runs under ./runs, zoo train's default --out
+    assert [s["path"] for s in json.loads(_run("status", "--json")[1])] == [os.path.join("runs", "r1")]
     handle = lock_run(run)  # a trainer holds the folder
     try:
         assert json.loads(_run("status", "--json", str(run))[1])[0]["state"] == "running"

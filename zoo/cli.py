@@ -465,16 +465,17 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
 
 
 @cli.command("status")
-@click.argument("run_dirs", nargs=-1, required=True, type=_Path(exists=True, file_okay=False))
+@click.argument("run_dirs", nargs=-1, type=_Path(exists=True, file_okay=False))
 @json_option
 def status_cmd(run_dirs: tuple[str, ...], as_json: bool) -> None:
     """Where training runs stand: epochs, test top-1 so far, time spent and left, how to continue.
 
-    Reads each run directory's JSON files and lock only (never its state.pt), so it is safe while the run trains.
+    RUN_DIRS default to the runs under ./runs (zoo train's default --out). Reads each run directory's JSON
+    files and lock only (never its state.pt), so it is safe while the run trains.
     """
-    from .runs import format_duration, run_status
+    from .runs import find_runs, format_duration, run_status
 
-    statuses = [run_status(d) for d in run_dirs]
+    statuses = [run_status(d) for d in (run_dirs or find_runs("runs"))]
     if as_json:
         _emit_json([s.to_dict() for s in statuses])
         return

@@ -26,8 +26,8 @@ from .errors import InvalidArgumentError, ZooError
 from .fileio import atomic_write_text
 from .recipes import Recipe, get_recipe
 
-__all__ = ["RunStatus", "run_status", "run_hardware", "format_duration", "lock_run", "remove_stale_temporaries",
-           "write_log", "read_run_options", "write_run_options"]
+__all__ = ["RunStatus", "run_status", "find_runs", "run_hardware", "format_duration", "lock_run",
+           "remove_stale_temporaries", "write_log", "read_run_options", "write_run_options"]
 
 _logger = logging.getLogger(__name__)
 
@@ -150,6 +150,15 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     if not all(isinstance(r, dict) and isinstance(r.get("epoch_s"), (int, float)) for r in rows):
         raise ZooError(f"{path} cannot be read as a zoo run file: a line is not an epoch record")
     return rows
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """The run directories directly under ``root`` (those holding a recipe.json), sorted; raises if none."""
+    found = sorted(p.parent for p in Path(root).glob("*/recipe.json"))
+    if not found:
+        raise InvalidArgumentError(f"no training runs under {root}/ (zoo train's default --out): name the run "
+                                   f"directories")
+    return found
 
 
 def run_status(path: str | Path) -> RunStatus:
