@@ -242,6 +242,8 @@ CASES: dict[str, Case] = {
                                               "exceeds the 256 training images", needs_data=True),
     "train: --save-dtype from a damaged run.json": Case(TRAIN + ["--out", "run", "--resume"], 1,
                                                         "records an unknown save_dtype", _run_json_bad_dtype),
+    "train: run.json not options": Case(TRAIN + ["--out", "run", "--resume"], 1, "run.json cannot be read as a zoo "
+                                        "run file: not the run's options", _write("run/run.json", b"[1]")),
     "status: not a run directory": Case(["status", "."], 1, r"is not a zoo training run \(no recipe.json\)"),
     "status: missing directory": Case(["status", "nowhere"], 2, "does not exist"),
     "status: no runs under ./runs": Case(["status"], 1, r"no training runs under runs/"),

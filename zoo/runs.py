@@ -126,6 +126,8 @@ def write_run_options(out: Path, *, tag: str | None, save_dtype: str | None) -> 
 def read_run_options(out: Path) -> dict[str, str | None]:
     """The ``tag`` and ``save_dtype`` the run was started with (None each when not recorded)."""
     data = _read_json(out / "run.json") if (out / "run.json").exists() else {}
+    if not isinstance(data, dict):
+        raise ZooError(f"{out / 'run.json'} cannot be read as a zoo run file: not the run's options")
     return {k: data.get(k) if isinstance(data.get(k), str) else None for k in ("tag", "save_dtype")}
 
 
