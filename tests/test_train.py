@@ -317,7 +317,7 @@ def test_run_directory_is_locked_and_damaged_state_is_one_line(tmp_path: Path) -
     require_dataset("mnist")
     handle = zoo.runs.lock_run(tmp_path)  # another process holds the run
     try:
-        with pytest.raises(zoo.InvalidArgumentError, match="in use by another zoo train process"):
+        with pytest.raises(zoo.InvalidArgumentError, match=r"in use by another zoo train process \(zoo status .* shows"):
             train(_tiny(), out_dir=tmp_path, progress=False)
     finally:
         handle.close()

@@ -88,8 +88,8 @@ def lock_run(out: Path) -> IO[str]:
             if attempt < 4:
                 time.sleep(0.05)
     handle.close()
-    raise InvalidArgumentError(f"{out} is in use by another zoo train process; wait for it, or choose "
-                               f"another --out")
+    raise InvalidArgumentError(f"{out} is in use by another zoo train process (zoo status {shlex.quote(str(out))} "
+                               f"shows its progress); wait for it, or choose another --out")
 
 
 def _is_locked(out: Path) -> bool:
