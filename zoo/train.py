@@ -259,12 +259,23 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
           verify: bool = True, max_minutes: float | None = None, threads: int | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.dataset`` with ``recipe``; see the module docstring for the outputs.
 
-    ``tag`` names the checkpoint (``<model>.<tag>``; default: the dataset). ``save_dtype="float16"``
-    stores the final weights in half precision (the metrics are measured from the stored file); a resume
-    keeps the tag and storage dtype the run was started with (``run.json``) unless given.
-    ``max_minutes`` is a time budget for this call: no epoch is started that the epochs so far say
-    would end past it; the run then stops with its state saved (``TrainResult.finished`` False) and
-    ``resume=True`` continues it exactly. ``threads`` sets torch's CPU thread count.
+    Args:
+        recipe: the resolved recipe (``zoo.recipes.resolve_recipe``); saved with the run and the checkpoint.
+        out_dir: the run directory, anywhere (``zoo.runs`` describes its files); locked while training.
+        data_dir: dataset root (default: ``$ZOO_DATA``, else the cache).
+        resume: continue the run in ``out_dir`` from its last saved epoch, exactly.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        tag: names the checkpoint ``<model>.<tag>-<sha8>.safetensors`` (default: the dataset).
+        progress: a progress bar per epoch on stderr.
+        save_dtype: ``"float16"`` stores the final weights in half precision (the metrics are measured
+            from the stored file). A resume keeps the tag and storage dtype the run was started with
+            (``run.json``) unless given.
+        verify: check the dataset files (md5 or content fingerprint) before use; ``False`` skips it, with a
+            warning (the restricted CIFAR unpickler applies either way).
+        max_minutes: a time budget for this call: no epoch is started that the epochs so far say would
+            end past it; the run then stops with its state saved (``TrainResult.finished`` False and
+            ``remaining_s`` its estimate) and ``resume=True`` continues it.
+        threads: torch's CPU thread count (for the whole process).
     """
     if not recipe.model:
         raise InvalidArgumentError(f"recipe {recipe.name!r} names no model: pass --model")
