@@ -485,7 +485,8 @@ def status_cmd(run_dirs: tuple[str, ...], as_json: bool) -> None:
                 "finished": f"finished, {s.epochs_done} epochs"}[s.state]
         click.echo(f"{s.path}: {what} (recipe {s.recipe}: {s.model} on {s.dataset})")
         spent = f"{format_duration(s.train_s + s.eval_s)} of training" + (" and evaluation" if s.eval_s else "")
-        left = f", about {format_duration(s.remaining_s)} left at this pace" if s.remaining_s else ""
+        left = (f", about {format_duration(s.remaining_s)} left at this pace"
+                if s.remaining_s is not None and s.state != "finished" else "")
         click.echo(f"  time: {spent}{left}" + (f" ({s.hardware})" if s.hardware else ""))
         if s.last_test_top1 is not None:
             click.echo(f"  test top-1: {s.last_test_top1:.2f}% after epoch {s.last_test_epoch} (best "

@@ -186,7 +186,7 @@ def run_status(path: str | Path) -> RunStatus:
     return RunStatus(
         path=str(out), state=state, recipe=str(recipe.get("name", "")), model=str(recipe.get("model", "")),
         dataset=str(recipe.get("dataset", "")), epochs_done=done, epochs=epochs, train_s=round(train_s, 3),
-        eval_s=round(eval_s, 3), remaining_s=None if remaining is None else round(remaining, 1),
+        eval_s=round(eval_s, 3), remaining_s=None if remaining is None else round(remaining, 3),
         last_test_top1=tested[-1]["test_top1"] if tested else None,
         last_test_epoch=tested[-1].get("epoch") if tested else None,
         best_test_top1=best["test_top1"] if best else None, best_test_epoch=best.get("epoch") if best else None,
