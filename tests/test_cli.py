@@ -152,7 +152,7 @@ def test_status_tells_where_a_run_stands_and_its_command_continues_it(tmp_path: 
     command = next(line for line in out.splitlines() if line.startswith("  continue: "))
     words = shlex.split(command.removeprefix("  continue: ").removesuffix(" [--max-minutes N]"))
     assert words[:4] == ["zoo", "train", "-r", "fast_onecycle"] and "lr=0.0125" in words
-    assert "--tag" not in words or words[words.index("--tag") + 1] == "mine"
+    assert words[words.index("--tag") + 1] == "mine" and words[words.index("--save-dtype") + 1] == "float16"
     code, out = _run(*words[1:], "--threads", "1", "--no-progress")  # exactly what status said, run
     assert code == 0 and "stored file on the full test split" in out, out
     code, out = _run("status", "--json", str(run))
