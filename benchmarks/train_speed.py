@@ -43,6 +43,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.machine import hardware_description
+from zoo.runs import run_hardware
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -221,7 +222,6 @@ def part_tta() -> dict[str, Any]:
         recipe = json.loads((log.parent / "recipe.json").read_text())
         result_path = log.parent / "result.json"
         result = json.loads(result_path.read_text()) if result_path.exists() else {}
-        known = [row["hardware"] for row in history if row.get("hardware")]  # a run in progress names it per line
         tested = [row["test_top1"] for row in history if row.get("test_top1") is not None]
         minutes, reached = 0.0, {}
         for row in history:
@@ -233,7 +233,7 @@ def part_tta() -> dict[str, Any]:
                      "dataset": recipe["dataset"], "epochs_done": len(history), "epochs": recipe["epochs"],
                      "minutes": round(minutes, 2), "last_test_top1": tested[-1] if tested else None,
                      "final_top1": result.get("metrics", {}).get("top1"),
-                     "hardware": result.get("hardware") or " + ".join(dict.fromkeys(known)),
+                     "hardware": result.get("hardware") or run_hardware(history),  # in progress: its log lines
                      "reached": reached})
     return {"thresholds": list(THRESHOLDS), "results": rows}
 

@@ -66,12 +66,14 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def run_hardware(history: list[dict[str, Any]], current: str) -> str:
+def run_hardware(history: list[dict[str, Any]], current: str | None = None) -> str:
     """The machines a run's epochs trained on, in order ("A + B" when resumed elsewhere), from its log lines.
 
-    Lines of runs logged before lines named their machine count as ``current``'s, the machine of this call.
+    Lines of runs logged before lines named their machine count as ``current``'s, the machine of the call
+    that trains (a reader passes None: they are left out; "" when no line names one).
     """
-    return " + ".join(dict.fromkeys([r.get("hardware") or current for r in history] or [current]))
+    names = [r.get("hardware") or current for r in history] or [current]
+    return " + ".join(dict.fromkeys(n for n in names if n))
 
 
 def lock_run(out: Path) -> IO[str]:
@@ -181,7 +183,6 @@ def run_status(path: str | Path) -> RunStatus:
     done, epochs = len(history), recipe["epochs"]
     state = "running" if _is_locked(out) else "finished" if result is not None else "stopped"
     remaining = 0.0 if state == "finished" else (train_s + eval_s) / done * (epochs - done) if done else None
-    known = [r["hardware"] for r in history if r.get("hardware")]
     metrics = result.get("metrics", {}) if isinstance(result, dict) else {}
     return RunStatus(
         path=str(out), state=state, recipe=str(recipe.get("name", "")), model=str(recipe.get("model", "")),
@@ -191,7 +192,7 @@ def run_status(path: str | Path) -> RunStatus:
         last_test_epoch=tested[-1].get("epoch") if tested else None,
         best_test_top1=best["test_top1"] if best else None, best_test_epoch=best.get("epoch") if best else None,
         final_top1=metrics.get("top1"), checkpoint=str(result.get("checkpoint", "")) if result else "",
-        hardware=str(result.get("hardware", "")) if result else " + ".join(dict.fromkeys(known)),
+        hardware=str(result.get("hardware", "")) if result else run_hardware(history),
         resume_command=_resume_command(out, recipe) if state == "stopped" else "")
 
 

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["train", "TrainResult"]
 
 _logger = logging.getLogger(__name__)
+_SAVE_DTYPES = (None, "float32", "float16")  # storage of the final weights; None keeps the trained dtype
 
 
 @dataclass
@@ -280,7 +281,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
     if not recipe.model:
         raise InvalidArgumentError(f"recipe {recipe.name!r} names no model: pass --model")
     tag = check_name(tag, "tag") if tag is not None else None  # it becomes part of a file name
-    if save_dtype not in (None, "float32", "float16"):  # checked now, not after hours of training
+    if save_dtype not in _SAVE_DTYPES:  # checked now, not after hours of training
         raise InvalidArgumentError(f"save_dtype must be float32, float16 or None, got {save_dtype!r}")
     if max_minutes is not None and not max_minutes > 0:
         raise InvalidArgumentError(f"max_minutes must be > 0, got {max_minutes}")
@@ -318,7 +319,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                 tag = check_name(saved["tag"], f"tag in {out / 'run.json'}")
             if save_dtype is None:
                 save_dtype = saved["save_dtype"]
-            if save_dtype not in (None, "float32", "float16"):
+            if save_dtype not in _SAVE_DTYPES:
                 raise InvalidArgumentError(f"{out / 'run.json'} records an unknown save_dtype {save_dtype!r}")
         if ddp.main:
             write_run_options(out, tag=tag, save_dtype=save_dtype)
