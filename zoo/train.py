@@ -189,8 +189,8 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, 
         from tqdm.auto import tqdm
 
         it = tqdm(it, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{recipe.epochs}", unit="batch", leave=False)
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     n = 0
     t0 = time.perf_counter()
     for x, y in it:
@@ -224,7 +224,7 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
-    stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(n), dtype=torch.float64)])
+    stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(n), dtype=torch.float64, device=device)])
     if ddp.enabled:
         dist.all_reduce(stats)
     return {"train_loss": float(stats[0] / stats[2]), "train_top1": float(100 * stats[1] / stats[2]),
