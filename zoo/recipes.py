@@ -199,6 +199,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        description="40 epochs of one-cycle SGD-Nesterov (lr 0.1, wd 5e-4), label smoothing 0.1, flip + crop, "
                    "an EMA of the weights, bf16, batch 128 (10% more images/s than 256 on the AMD EPYC): "
                    "aiming at 95%."),
+    _r(name="resnet18.cifar10.e60", model="resnet18", epochs=60, batch_size=128, lr=0.1, ema_decay=0.999,
+       eval_every=2, cutout=16, **_LONG_CIFAR,
+       description="resnet18.cifar10.e40 with cutout (16 px) on top of flip + crop and 60 epochs, as "
+                   "vgg19_bn.cifar10.e60 did for vgg19_bn: aiming above 95%."),
     _r(name="vgg19_bn.cifar10.e40", model="vgg19_bn", epochs=40, batch_size=256, lr=0.1, ema_decay=0.998,
        eval_every=2, **_LONG_CIFAR,
        description="40 epochs of one-cycle SGD-Nesterov (lr 0.1, wd 5e-4), label smoothing 0.1, flip + crop, "
@@ -211,6 +215,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        eval_every=5, **_LONG_CIFAR,
        description="100 epochs of one-cycle SGD-Nesterov (lr 0.2, wd 5e-4), label smoothing 0.1, flip + crop, "
                    "an EMA of the weights, bf16: aiming at 94% (He et al.: 93.03% after 164 epochs)."),
+    *(_r(name=f"{arch}.cifar10", model=arch, epochs=100, batch_size=128, lr=0.2, ema_decay=0.999, eval_every=5,
+         **_LONG_CIFAR, description=f"resnet56.cifar10's recipe (100 epochs of one-cycle SGD-Nesterov, lr 0.2, label "
+                     f"smoothing 0.1, flip + crop, an EMA of the weights, bf16) for {arch}: aiming above {bar}.")
+      for arch, bar in (("resnet32", "92.6%"), ("resnet44", "93.1%"), ("resnet110", "93.7%"))),
     _r(name="he2016", dataset="cifar10", epochs=164, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
        weight_decay=1e-4, schedule="step", milestones=(82, 123), gamma=0.1, flip=True, crop_pad=4,
        source="He et al. 2016, section 4.2 (64k iterations at batch 128, lr divided by 10 at 32k and 48k)",
