@@ -239,7 +239,7 @@ def merge_scores(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, A
     entries = {c["weights"]: c for c in old["checkpoints"]} | {c["weights"]: c for c in new["checkpoints"]}
     order = [w.name for w in zoo.list_weights() if w.name in entries]
     rerun = {"weights": [c["weights"] for c in new["checkpoints"]], "date": time.strftime("%Y-%m-%d"),
-             "load": new["load"]}
+             "load": new["load"], **({"rerun_machine": new["measured_on"]} if "measured_on" in new else {})}
     return {**old, "checkpoints": [entries[n] for n in order], "reruns": [*old.get("reruns", []), rerun]}
 
 
@@ -296,13 +296,24 @@ def _load_words(load: dict[str, Any]) -> str:
             f"load average {load['loadavg_start'][0]:.2f} at the start, {load['loadavg_end'][0]:.2f} at the end")
 
 
+def _machine_words(m: dict[str, Any]) -> str:
+    return f"{m['cpu']}, {m['cores']} cores ({m['cpu_capability']}, native bf16: {m['cpu_bf16']})"
+
+
 def _part_line(part: dict[str, Any]) -> str:
     peaks = "; ".join(f"{p['fp32']:.0f} fp32 / " + (f"{p['bf16']:.0f} bf16 GFLOP/s" if p.get("bf16") else
                                                      "no bf16 (not native on this CPU)")
                       for p in part.get("peaks", {}).values())
-    reruns = "".join(f" Re-measured on {r['date']} for {', '.join(r['weights'])} (`--weights`): "
+    reruns = "".join(f" Re-measured on {r['date']}{_on(r)} for {', '.join(r['weights'])} (`--weights`): "
                      f"{_load_words(r['load'])}." for r in part.get("reruns", []))
-    return _load_words(part["load"]) + (f"; peak used: {peaks}" if peaks else "") + "." + reruns
+    where = f"Measured on {part['measured_date']}{_on(part)}: " if "measured_on" in part else ""
+    return where + _load_words(part["load"]) + (f"; peak used: {peaks}" if peaks else "") + "." + reruns
+
+
+def _on(record: dict[str, Any]) -> str:
+    """' on <machine>' for a part (``measured_on``) or re-run (``rerun_machine``) run apart from the file's full run."""
+    m = record.get("measured_on") or record.get("rerun_machine")
+    return f" on {_machine_words(m)}" if m else ""
 
 
 def _ok(part: dict[str, Any] | None, **where: Any) -> list[dict[str, Any]]:
@@ -396,7 +407,7 @@ def _auto_section(parts: dict[str, Any]) -> list[str]:
               "|---|---:|---:|" + "---:|" * len(cands) + "---|"]
     for pt in points:
         got = pt["candidates"]
-        pick = backends._pick(got, None)
+        pick = backends._pick(got, None, bf16=sweep["machine"]["cpu_bf16"])  # the measured machine's
         cells = [f"{got[c]['images_per_s']:,.0f}" if c in got else "-" for c in cands]
         lines.append(f"| {pt['model']} | {pt['batch_size']} | {pt['gflop_per_call']:.2f} | " + " | ".join(cells)
                      + f" | {pick} |")
@@ -424,7 +435,8 @@ def _issue_targets(parts: dict[str, Any], threads: int) -> list[str]:
             ov = rows.get("openvino-bf16")
             if b == 256:
                 pick = backends._pick(next((pt["candidates"] for pt in auto_points(sweep)
-                                            if pt["model"] == model and pt["batch_size"] == b), {}), None)
+                                            if pt["model"] == model and pt["batch_size"] == b), {}), None,
+                                      bf16=sweep["machine"]["cpu_bf16"])
                 auto = rows.get(pick) if pick else None
             else:
                 auto = rows.get("auto")
@@ -449,7 +461,8 @@ def _issue_targets(parts: dict[str, Any], threads: int) -> list[str]:
                   f"({auto64['peak_gflop_per_s']:.0f} GFLOP/s; target 60%: {'met' if share >= 60 else 'not met'}).", ""]
     e2e = parts.get("e2e")
     if e2e:
-        lines += [f"`zoo-eval --model {e2e['model']} cifar10` end to end (data included, {e2e['images']:,} images"
+        lines += [(f"Measured on {e2e['measured_date']}{_on(e2e)}: " if "measured_on" in e2e else "") +
+                  f"`zoo-eval --model {e2e['model']} cifar10` end to end (data included, {e2e['images']:,} images"
                   f"{', the embedded sample' if e2e['is_sample'] else ''}, part `e2e`): {e2e['setting']}, "
                   f"{e2e['eval_images_per_s']:,.1f} images/s over the pass vs {e2e['bench_images_per_s']:,.1f} "
                   f"images/s for the model alone at batch 256 (`zoo bench`): **{e2e['ratio']:.2f}x** (target 0.9x: "
@@ -564,7 +577,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Inference throughput per backend (CPU; CUDA rows when a GPU is present)",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}, native bf16: {m['cpu_bf16']}), torch "
+        f"Machine: {_machine_words(m)}, torch "
         f"{m['torch']}, onnxruntime {m['onnxruntime']}, timm {m['timm']}, Python {m['python']}; CUDA: "
         f"{m['cuda'] or 'none'}. Recorded {result['date']} by `python benchmarks/throughput.py` "
         f"(`zoo bench` does each part's work; see the script).",
@@ -679,18 +692,25 @@ def main() -> None:
     if args.markdown_only and not path.exists():
         raise SystemExit(f"--markdown-only: {path} does not exist; run the benchmark first")
     if not args.markdown_only:
-        result["machine"] = machine()
-        result["date"] = time.strftime("%Y-%m-%d")
-        result["threads"] = args.threads
+        here = machine()
         peak = measure_peak("cpu", threads=args.threads, refresh=True)
-        result["peak"] = {"fp32": peak.fp32, "bf16": peak.bf16, "loadavg": peak.loadavg, "method": peak.method}
+        # Some parts run over a recorded file: the file's machine, date and peak stay those of its full run,
+        # and each part (or re-run) run now records its own machine, which the report names.
+        partial = bool(args.part) and "machine" in result
+        if not partial:
+            result["machine"] = here
+            result["date"] = time.strftime("%Y-%m-%d")
+            result["threads"] = args.threads
+            result["peak"] = {"fp32": peak.fp32, "bf16": peak.bf16, "loadavg": peak.loadavg, "method": peak.method}
         for part in args.part or PARTS:
             t0 = time.perf_counter()
+            new = run_part(part, args.min_time, args.data_dir, args.threads, only=args.weights)
+            if partial:
+                new.update(measured_on=here, measured_date=time.strftime("%Y-%m-%d"))
             if args.weights:
-                result["parts"][part] = merge_scores(result["parts"].get(part), run_part(
-                    part, args.min_time, args.data_dir, args.threads, only=args.weights))
+                result["parts"][part] = merge_scores(result["parts"].get(part), new)
             else:
-                result["parts"][part] = run_part(part, args.min_time, args.data_dir, args.threads)
+                result["parts"][part] = new
             print(f"part {part}: {time.perf_counter() - t0:.0f} s", flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(result, indent=1, default=str) + "\n")

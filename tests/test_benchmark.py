@@ -205,6 +205,17 @@ def test_auto_picks_the_fastest_measured_setting_at_the_nearest_point(measured: 
     assert "measured on test CPU" in backends.auto_rule()["cpu"]
 
 
+def test_a_report_picks_with_the_measured_machines_bf16_not_this_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    # throughput.md is re-rendered anywhere (--markdown-only): its `auto` column must not change with the CPU.
+    pytest.importorskip("openvino")
+    got = {"eager": {"images_per_s": 100.0}, "openvino-bf16": {"images_per_s": 400.0}}
+    for here in (True, False):
+        monkeypatch.setattr(backends, "cpu_has_bf16", lambda here=here: here)
+        assert backends._pick(got, None, bf16=True) == "openvino-bf16"
+        assert backends._pick(got, None, bf16=False) == "eager"
+        assert backends._pick(got, None) == ("openvino-bf16" if here else "eager")
+
+
 def test_auto_skips_what_is_not_installed_or_not_native(measured: None, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
@@ -322,5 +333,13 @@ def test_a_rerun_for_some_checkpoints_keeps_the_other_rows() -> None:
     assert [c["eager"]["top1"] for c in merged["checkpoints"]] == [1.0, 2.0, 1.0]
     assert merged["load"] == load and merged["reruns"][0]["weights"] == [names[1]]
     assert f"for {names[1]} (`--weights`): 9 s" in throughput._part_line(merged)
+    # A re-run on another machine than the file's full run names it; the part keeps its own.
+    other = {"cpu": "AMD EPYC", "cores": 2, "cpu_capability": "AVX2", "cpu_bf16": False}
+    moved = throughput.merge_scores(old, {**new, "measured_on": other, "measured_date": "2026-11-30"})
+    assert "measured_on" not in moved and moved["reruns"][0]["rerun_machine"] == other
+    assert (f"Re-measured on {moved['reruns'][0]['date']} on AMD EPYC, 2 cores (AVX2, native bf16: False) for "
+            f"{names[1]} (`--weights`): 9 s") in throughput._part_line(moved)
+    assert throughput._part_line({**new, "measured_on": other, "measured_date": "2026-11-30"}).startswith(
+        "Measured on 2026-11-30 on AMD EPYC, 2 cores (AVX2, native bf16: False): 9 s")
     with pytest.raises(SystemExit, match="without --weights"):  # other settings: no half-and-half table
         throughput.merge_scores(old, {**new, "settings": ["eager", "onnxruntime"]})

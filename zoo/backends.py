@@ -382,11 +382,16 @@ def _measured() -> dict[str, Any] | None:
     return auto_table().get(cpu_class())
 
 
-def _pick(candidates: dict[str, dict[str, float]], images: int | None) -> str | None:
-    """The fastest installed candidate (fp32 preferred within AUTO_TIE); ``images``: count setup time too."""
+def _pick(candidates: dict[str, dict[str, float]], images: int | None, bf16: bool | None = None) -> str | None:
+    """The fastest installed candidate (fp32 preferred within AUTO_TIE); ``images``: count setup time too.
+
+    ``bf16``: whether bf16 candidates may be picked (default: whether this CPU runs bf16 natively; a report
+    of another machine's measurements passes that machine's).
+    """
+    bf16 = cpu_has_bf16() if bf16 is None else bf16
     usable = {spec: c for spec, c in candidates.items()
               if c.get("images_per_s") and missing_dependency(parse_backend(spec)) is None
-              and (precision_of(parse_backend(spec)) == "fp32" or cpu_has_bf16())}
+              and (precision_of(parse_backend(spec)) == "fp32" or bf16)}
     if not usable:
         return None
     cost = {spec: (c.get("setup_s", 0.0) if images else 0.0) + (images or 1) / c["images_per_s"]
