@@ -41,13 +41,13 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
     ),
     "resnet18": (
         Weights(
-            arch="resnet18", tag="cifar10", file_name="resnet18.cifar10-2d9f7752.safetensors",
-            sha256="2d9f7752a3ea54c27ba312fee0f3531b2ecf3ac8e1196f161ffbcccd104d25a7",
+            arch="resnet18", tag="cifar10", file_name="resnet18.cifar10-cfe67cd2.safetensors",
+            sha256="cfe67cd2f5db08bf9a0ad6e3603b0a23c989cc153a551d970bf430a86139f6db",
             dataset="cifar10",
-            metrics=Metrics(top1=94.59, top5=99.68, loss=0.249161, split="test", num_images=10000),
-            num_params=11173962, gflops=1.110845, recipe="resnet18.cifar10.e40",
-            train_time_s=20233.4, hardware="AMD EPYC, 2 threads",
-            file_size=22379420, dtype="float16",
+            metrics=Metrics(top1=95.45, top5=99.84, loss=0.213804, split="test", num_images=10000),
+            num_params=11173962, gflops=1.110845, recipe="resnet18.cifar10.e60",
+            train_time_s=302.1, hardware="NVIDIA H200",
+            file_size=22379404, dtype="float16",
         ),
     ),
     "resnet56": (
