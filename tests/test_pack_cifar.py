@@ -71,6 +71,8 @@ def test_a_file_whose_pixels_are_not_stored_raw_is_refused(tmp_path: Path) -> No
     r = _run("pack", src, tmp_path / "packed", "--files", "data_batch_1")
     assert r.returncode != 0
     assert "data_batch_1: the image bytes are not stored contiguously; cannot pack it" in r.stderr
+    r = _run("pack", src, tmp_path / "packed", "--files", "../src/data_batch_1")  # names only, no paths
+    assert r.returncode != 0 and "'../src/data_batch_1' is not a file name in" in r.stderr
 
 
 def test_a_pickle_that_runs_code_is_refused_by_pack(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ def pack(src: Path, out: Path, names: list[str]) -> list[dict[str, object]]:
     out.mkdir(parents=True, exist_ok=True)
     records = []
     for name in names:
+        if Path(name).name != name or name.startswith("."):
+            raise SystemExit(f"--files: {name!r} is not a file name in {src}")
         raw = (src / name).read_bytes()
         record: dict[str, object] = {"name": name, "size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
         rest = raw
