@@ -306,8 +306,12 @@ def _part_line(part: dict[str, Any]) -> str:
                       for p in part.get("peaks", {}).values())
     reruns = "".join(f" Re-measured on {r['date']}{_on(r)} for {', '.join(r['weights'])} (`--weights`): "
                      f"{_load_words(r['load'])}." for r in part.get("reruns", []))
-    where = f"Measured on {part['measured_date']}{_on(part)}: " if "measured_on" in part else ""
-    return where + _load_words(part["load"]) + (f"; peak used: {peaks}" if peaks else "") + "." + reruns
+    return _measured_where(part) + _load_words(part["load"]) + (f"; peak used: {peaks}" if peaks else "") + "." + reruns
+
+
+def _measured_where(part: dict[str, Any]) -> str:
+    """'Measured on <date> on <machine>: ' for a part run apart from the file's full run, else ''."""
+    return f"Measured on {part['measured_date']}{_on(part)}: " if "measured_on" in part else ""
 
 
 def _on(record: dict[str, Any]) -> str:
@@ -461,7 +465,7 @@ def _issue_targets(parts: dict[str, Any], threads: int) -> list[str]:
                   f"({auto64['peak_gflop_per_s']:.0f} GFLOP/s; target 60%: {'met' if share >= 60 else 'not met'}).", ""]
     e2e = parts.get("e2e")
     if e2e:
-        lines += [(f"Measured on {e2e['measured_date']}{_on(e2e)}: " if "measured_on" in e2e else "") +
+        lines += [_measured_where(e2e) +
                   f"`zoo-eval --model {e2e['model']} cifar10` end to end (data included, {e2e['images']:,} images"
                   f"{', the embedded sample' if e2e['is_sample'] else ''}, part `e2e`): {e2e['setting']}, "
                   f"{e2e['eval_images_per_s']:,.1f} images/s over the pass vs {e2e['bench_images_per_s']:,.1f} "

@@ -35,7 +35,7 @@ def test_packed_batches_are_rebuilt_byte_for_byte(tmp_path: Path) -> None:
                                                                                            "test_batch"))}
     packed = _run("pack", src, tmp_path / "packed", "--files", *originals)
     assert packed.returncode == 0, packed.stderr
-    assert not list((tmp_path / "packed").glob("*.pkl"))
+    assert sorted(f.name for f in (tmp_path / "packed").glob("*.webp")) == ["data_batch_1.webp", "test_batch.webp"]
     assert sum(f.stat().st_size for f in (tmp_path / "packed").iterdir()) < sum(map(len, originals.values()))
 
     rebuilt = _run("unpack", tmp_path / "out" / "cifar-10-batches-py", tmp_path / "packed")
