@@ -317,6 +317,9 @@ def test_recorded_scores_are_of_the_released_checkpoints() -> None:
             w = released[c["weights"]]
             assert (c["eager"]["top1"], c["images"]) == (w.metrics.top1, w.metrics.num_images), (name, w.name)
             assert c.get("sha256", w.sha256) == w.sha256, (name, w.name)
+            if name == "int8":  # every released checkpoint keeps its accuracy in int8, with either quantiser
+                for spec in ("onnxruntime-int8", "openvino-int8"):
+                    assert abs(c[spec]["top1"] - c["eager"]["top1"]) <= 0.5, (w.name, spec, c[spec]["top1"])
 
 
 def test_a_rerun_for_some_checkpoints_keeps_the_other_rows() -> None:

@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from onnx import numpy_helper
 from PIL import Image
 
 import zoo
@@ -130,6 +131,10 @@ def test_int8_quantisation_is_measured(fmt: str, tmp_path: Path) -> None:
         ops = {n.op_type for n in onnx.load(q.int8_path).graph.node}
         assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
         assert dict((p.key, p.value) for p in onnx.load(q.int8_path).metadata_props)["zoo.quantization"] == q.method
+        # 7-bit weights: full-range ones saturate onnxruntime's u8s8 sums on CPUs without VNNI
+        weights = [numpy_helper.to_array(t) for t in onnx.load(q.int8_path).graph.initializer
+                   if t.name.endswith("_quantized") and t.data_type == onnx.TensorProto.INT8]  # not int32 biases
+        assert weights and max(int(abs(w.astype(int)).max()) for w in weights) == 64
     else:
         import openvino as ov
 
@@ -137,6 +142,9 @@ def test_int8_quantisation_is_measured(fmt: str, tmp_path: Path) -> None:
         assert "FakeQuantize" in {op.get_type_name() for op in model.get_ops()}
         assert model.get_rt_info(["zoo", "quantization"]).astype(str) == q.method
         assert model.get_rt_info(["zoo", "model"]).astype(str) == "mlp_60_40_20_bn"  # the fp32 IR's metadata
+        weights = [op.get_data() for op in model.get_ops()
+                   if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+        assert len(weights) == 4 and max(int(abs(w.astype(int)).max()) for w in weights) <= 64  # 7-bit, every layer
     assert q.int8_bytes < q.fp32_bytes / 2 and q.eval_images == 2000
     assert abs(q.int8_top1 - q.fp32_top1) < 1.0 and q.fp32_images_per_s > 0 and q.int8_images_per_s > 0
 

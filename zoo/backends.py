@@ -300,8 +300,8 @@ BACKENDS: dict[str, tuple[Callable[[Runner], Runner], tuple[str, ...], str]] = {
     "onnxruntime": (_exported("onnxruntime"), ("onnx", "onnxscript", "onnxruntime"),
                     "ONNX (zoo.export.to_onnx) run by onnxruntime, CPU provider, all graph optimisations"),
     "onnxruntime-int8": (_exported("onnxruntime-int8"), ("onnx", "onnxscript", "onnxruntime"),
-                         "the ONNX file quantised to int8 by onnxruntime (static, QDQ, per channel), calibrated "
-                         "on the calibration images"),
+                         "the ONNX file quantised to int8 by onnxruntime (static, QDQ, per channel, 7-bit weights), "
+                         "calibrated on the calibration images"),
     "pt2": (_exported("pt2"), (), "torch.export program (zoo.export.to_pt2)"),
     "torchscript": (_exported("torchscript"), (), "TorchScript (zoo.export.to_torchscript)"),
     "openvino": (_exported("openvino"), ("openvino",),
@@ -310,8 +310,7 @@ BACKENDS: dict[str, tuple[Callable[[Runner], Runner], tuple[str, ...], str]] = {
                       "the same IR with INFERENCE_PRECISION_HINT=bf16 (AMX or AVX512-BF16 kernels)"),
     "openvino-int8": (_exported("openvino-int8"), ("openvino", "nncf"),
                       "the IR quantised to int8 by NNCF (static, performance preset, min-max ranges, bias "
-                      "correction), "
-                      "calibrated on the calibration images; other operations in fp32"),
+                      "correction, 7-bit weights), calibrated on the calibration images; other operations in fp32"),
 }
 EXPORTED = tuple(RUNTIME_FORMATS)
 
