@@ -173,10 +173,37 @@ def test_triangle_schedule() -> None:
     ({"weight_decay": -1.0}, "weight_decay"), ({"onecycle_pct": 1.5}, "onecycle_pct"),
     ({"lookahead_steps": -1}, "lookahead_steps"), ({"lookahead_decay": 1.0}, "lookahead_decay"),
     ({"lookahead_steps": 5, "ema_decay": 0.9}, "exclude each other"), ({"alternate_flip": True}, "needs flip"),
+    ({"low_res": 24}, "go together"), ({"low_res": 24, "low_res_epochs": 2}, "last epoch at full size"),
+    ({"low_res": -1, "low_res_epochs": 1}, "must be >= 0"),
 ])
 def test_recipe_refuses_bad_values(changes: dict[str, object], message: str) -> None:
     with pytest.raises(zoo.InvalidArgumentError, match=message):
         _tiny(**changes)
+
+
+@pytest.mark.full_data
+def test_progressive_resizing_trains_the_first_epochs_on_smaller_images(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    require_dataset("mnist")
+    sides: list[int] = []
+    real_create = train_mod.create
+
+    def spied_create(*args: object, **kwargs: object) -> torch.nn.Module:
+        model = real_create(*args, **kwargs)
+        model.register_forward_pre_hook(lambda m, inputs: sides.append(inputs[0].shape[-1]) if m.training else None)
+        return model
+
+    monkeypatch.setattr(train_mod, "create", spied_create)
+    recipe = _tiny(model="fastnet_mnist", epochs=3, low_res=26, low_res_epochs=2, precision="fp32")
+    result = train(recipe, out_dir=tmp_path / "run", progress=False)
+    steps = 1024 // 64
+    assert sides == [26] * (2 * steps) + [28] * steps  # the last epoch at full size
+    assert [row["train_size"] for row in result.history] == [26, 26, 28] and result.metrics["num_images"] == 10_000
+    # a model that cannot take the small images fails before training, in one line
+    for side, message in [(24, "fastnet_mnist cannot take 24x24 images"), (28, "must be below the side of mnist")]:
+        with pytest.raises(zoo.InvalidArgumentError, match=message) as info:
+            train(dataclasses.replace(recipe, low_res=side), out_dir=tmp_path / f"bad{side}", progress=False)
+        assert "\n" not in str(info.value) and not (tmp_path / f"bad{side}" / "state.pt").exists()
 
 
 def test_optimizer_gets_only_trainable_tensors_and_scales_norm_lr() -> None:

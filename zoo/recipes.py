@@ -56,6 +56,8 @@ class Recipe:
     alternate_flip: bool = False  # with flip: each image flipped in exactly one of every two consecutive epochs
     crop_pad: int = 0  # pad-and-random-crop; 0 = off
     cutout: int = 0  # cutout square size; 0 = off
+    low_res: int = 0  # progressive resizing: the first low_res_epochs train on images resized to this side (0 = off)
+    low_res_epochs: int = 0
     standardize: bool = True  # normalise with the dataset's mean/std, else only scale to [0, 1]
     precision: str = "fp32"
     channels_last: bool = False
@@ -87,6 +89,9 @@ class Recipe:
             (self.train_limit >= 0, "train_limit must be >= 0 (0 = all images)"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (0 < self.onecycle_pct < 1, "onecycle_pct must be in (0, 1)"),
+            (self.low_res >= 0 and self.low_res_epochs >= 0, "low_res and low_res_epochs must be >= 0 (0 = off)"),
+            (bool(self.low_res) == bool(self.low_res_epochs), "low_res and low_res_epochs go together"),
+            (self.low_res_epochs < self.epochs, "low_res_epochs must leave the last epoch at full size"),
         ]
         for ok, message in checks:
             if not ok:
@@ -190,6 +195,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        description="An experiment (its run: docs/runs/fastnet.cifar10.la-trial): fastnet.cifar10 with airbench's "
                    "other two ingredients, alternating flips and Lookahead (every 5 steps, decay rising to 0.77) "
                    "instead of an EMA, and 17 epochs (what 30 minutes allow on 2 AMD EPYC cores)."),
+    _r(name="fastnet.cifar10.pr", model="fastnet", dataset="cifar10", epochs=20, label_smoothing=0.2,
+       ema_decay=0.99, flip=True, low_res=28, low_res_epochs=12, **_FAST,
+       description="An experiment, not yet run on the full training set: fastnet.cifar10 with progressive "
+                   "resizing, the first 12 of 20 epochs on images resized to 28x28 (FastNet's 3x3 final pool "
+                   "needs at least 25). On the first 10,240 training images, side by side on an AMD EPYC (Zen 1, "
+                   "fp32, 1 thread each): 84.06% vs fastnet.cifar10's 82.52%, in 1.07x its training time."),
     _r(name="fastnet_mnist.mnist", model="fastnet_mnist", dataset="mnist", epochs=2, label_smoothing=0.1, **_FAST,
        description="MNIST to 99% in under a minute on a 2-core CPU: fastnet.cifar10's recipe on the narrow "
                    "FastNet, 2-pixel translations (no flips: digits are not symmetric), 2 epochs."),

@@ -198,6 +198,8 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, 
             x = augment_flip_crop(x, pad=recipe.crop_pad, flip=flip, generator=gen)
         if x.dim() == 4 and recipe.cutout:
             x = cutout(x, recipe.cutout, generator=gen)
+        if x.dim() == 4 and epoch < recipe.low_res_epochs:  # progressive resizing
+            x = F.interpolate(x, size=(recipe.low_res, recipe.low_res), mode="bilinear", antialias=True)
         if ddp.enabled:  # every process draws the same batch and keeps its share
             x, y = x[ddp.rank * share:(ddp.rank + 1) * share], y[ddp.rank * share:(ddp.rank + 1) * share]
         if recipe.channels_last and x.dim() == 4:
@@ -227,8 +229,11 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, 
     stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(n), dtype=torch.float64, device=device)])
     if ddp.enabled:
         dist.all_reduce(stats)
-    return {"train_loss": float(stats[0] / stats[2]), "train_top1": float(100 * stats[1] / stats[2]),
-            "lr": lr, "epoch_s": seconds, "train_images_per_s": float(stats[2]) / seconds}, step
+    row = {"train_loss": float(stats[0] / stats[2]), "train_top1": float(100 * stats[1] / stats[2]),
+           "lr": lr, "epoch_s": seconds, "train_images_per_s": float(stats[2]) / seconds}
+    if recipe.low_res:  # progressive resizing: the side this epoch trained at
+        row["train_size"] = recipe.low_res if epoch < recipe.low_res_epochs else data.images.shape[-1]
+    return row, step
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -241,6 +246,25 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     except ZooError:
         return
     plot_curves(history, path, title=title)
+
+
+def _check_low_res(model: nn.Module, recipe: Recipe, spec: DatasetSpec, device: torch.device) -> None:
+    """A progressive-resizing recipe whose model cannot take its small images fails before training, in one line."""
+    side = spec.input_size[-1] if len(spec.input_size) == 3 else 0
+    if not 0 < recipe.low_res < side:
+        raise InvalidArgumentError(f"recipe {recipe.name!r}: low_res {recipe.low_res} must be below the side of "
+                                   f"{spec.name}'s images ({side} pixels)" if side else
+                                   f"recipe {recipe.name!r}: low_res needs images; {spec.name} has none")
+    training = model.training
+    model.eval()  # no BatchNorm statistics move
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, spec.input_size[0], recipe.low_res, recipe.low_res, device=device))
+    except RuntimeError as exc:
+        raise InvalidArgumentError(f"recipe {recipe.name!r}: {recipe.model} cannot take {recipe.low_res}x"
+                                   f"{recipe.low_res} images (low_res): {summarize(exc)}") from None
+    finally:
+        model.train(training)
 
 
 def _data_init(model: nn.Module, data: Split, recipe: Recipe, device: torch.device) -> None:
@@ -342,6 +366,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         if layers:
             _logger.info("freeze %s: training %d layers (%s), %d frozen", recipe.freeze, len(layers["trained"]),
                          ", ".join(layers["trained"]), len(layers["frozen"]))
+        if recipe.low_res:
+            _check_low_res(model, recipe, spec, dev)
         if recipe.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = create_optimizer(recipe, model)
