@@ -251,7 +251,7 @@ def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
 def _check_low_res(model: nn.Module, recipe: Recipe, spec: DatasetSpec, device: torch.device) -> None:
     """A progressive-resizing recipe whose model cannot take its small images fails before training, in one line."""
     side = spec.input_size[-1] if len(spec.input_size) == 3 else 0
-    if not 0 < recipe.low_res < side:
+    if recipe.low_res >= side:  # (the recipe refuses a negative low_res; 0 never gets here)
         raise InvalidArgumentError(f"recipe {recipe.name!r}: low_res {recipe.low_res} must be below the side of "
                                    f"{spec.name}'s images ({side} pixels)" if side else
                                    f"recipe {recipe.name!r}: low_res needs images; {spec.name} has none")
