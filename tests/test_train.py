@@ -194,7 +194,7 @@ def test_progressive_resizing_trains_the_first_epochs_on_smaller_images(tmp_path
         return model
 
     monkeypatch.setattr(train_mod, "create", spied_create)
-    recipe = _tiny(model="fastnet_mnist", epochs=3, low_res=26, low_res_epochs=2, precision="fp32")
+    recipe = _tiny(model="fastnet_mnist", epochs=3, low_res=26, low_res_epochs=2, precision="fp32", eval_every=3)
     result = train(recipe, out_dir=tmp_path / "run", progress=False)
     steps = 1024 // 64
     assert sides == [26] * (2 * steps) + [28] * steps  # the last epoch at full size
@@ -277,7 +277,7 @@ def test_muon_step_rescales_each_filter_and_orthogonalises_its_update() -> None:
 @pytest.mark.usefixtures("restore_threads")
 def test_muon_chain_resumes_exactly(tmp_path: Path) -> None:
     require_dataset("mnist")
-    recipe = resolve_recipe("fastnet_mnist.mnist", {"train_limit": 5120, "muon_lr": 0.24})
+    recipe = resolve_recipe("fastnet_mnist.mnist", {"train_limit": 5120, "muon_lr": 0.24, "eval_every": 2})
     full = train(recipe, out_dir=tmp_path / "full", progress=False, threads=1)
     train(recipe, out_dir=tmp_path / "cut", progress=False, max_minutes=1e-6, threads=1)
     resumed = train(recipe, out_dir=tmp_path / "cut", progress=False, resume=True, threads=1)
@@ -359,13 +359,15 @@ def test_run_directory_is_locked_and_damaged_state_is_one_line(tmp_path: Path) -
 @pytest.mark.full_data
 @pytest.mark.slow
 def test_fastnet_recipe_shortened_learns(tmp_path: Path) -> None:
-    """The released fast recipe, cut to 2 epochs of 10,240 images: whitening, the triangle schedule and
-    the 64x BatchNorm learning rate together must learn quickly (a broken piece stays near chance)."""
+    """The released fast recipe, cut to 2 epochs of 2,560 images in batches of 128 (40 steps, as many as
+    10,240 images in its batches of 512; with fewer the EMA of the weights lags far behind): whitening, the
+    triangle schedule and the 64x BatchNorm learning rate together must learn quickly (a broken piece stays
+    near chance). The test split is scored once, after the last epoch, and again from the stored file."""
     require_dataset("cifar10")
-    recipe = resolve_recipe("fastnet.cifar10", {"epochs": 2, "train_limit": 10_240})
+    recipe = resolve_recipe("fastnet.cifar10", {"epochs": 2, "train_limit": 2560, "batch_size": 128, "eval_every": 2})
     result = train(recipe, out_dir=tmp_path, progress=False)
     assert result.metrics["num_images"] == 10_000
-    assert result.metrics["top1"] > 25.0  # 29.45 measured (AMD EPYC, 2 threads); chance is 10
+    assert result.metrics["top1"] > 20.0  # 28.14 measured (AMD EPYC Zen 1, fp32, 1 thread); chance is 10
     history = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert history[1]["train_loss"] < history[0]["train_loss"]
 

@@ -56,7 +56,7 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     backend: str = "eager"  # as asked: auto, eager, an exported backend, or zoo.backends modifiers
     setting: str = "eager"  # what ran: ``auto`` resolved (e.g. fold-bn+channels-last+bf16-cast)
-    parity: dict[str, Any] | None = None  # backend vs eager: top-1 of both and the disagreeing images
+    parity: dict[str, Any] | None = None  # backend vs eager: top-1 of both, eager top-5 and loss, the disagreeing images
     recorded_top1: float | None = None  # the released checkpoint's recorded top-1 (fp32 eager), when comparable
 
     def to_dict(self) -> dict[str, Any]:
@@ -336,7 +336,8 @@ def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str |
     eager = evaluate(model, data, batch_size=batch_size, device=dev, mean=mean, std=std, name=name,
                      return_predictions=True)
     differ = int((metrics.pop("predictions") != eager["predictions"]).sum())
-    parity = {"eager_top1": eager["top1"], "backend_top1": metrics["top1"], "eager_correct": eager["correct"],
+    parity = {"eager_top1": eager["top1"], "eager_top5": eager["top5"], "eager_loss": eager["loss"],
+              "backend_top1": metrics["top1"], "eager_correct": eager["correct"],
               "backend_correct": metrics["correct"], "disagreeing_images": differ, "identical": differ == 0,
               "summary": ("top-1 predictions identical to eager on all images" if differ == 0 else
                           f"top-1 predictions differ from eager on {differ} of {metrics['num_images']} images "
