@@ -56,7 +56,7 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     backend: str = "eager"  # as asked: auto, eager, an exported backend, or zoo.backends modifiers
     setting: str = "eager"  # what ran: ``auto`` resolved (e.g. fold-bn+channels-last+bf16-cast)
-    parity: dict[str, Any] | None = None  # backend vs eager: top-1 of both, eager top-5 and loss, the disagreeing images
+    parity: dict[str, Any] | None = None  # vs eager: top-1 of both, eager top-5 and loss, disagreeing images
     recorded_top1: float | None = None  # the released checkpoint's recorded top-1 (fp32 eager), when comparable
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,7 +84,8 @@ def _progress(it: Iterator[Any], total: int, enabled: bool, desc: str) -> Iterat
     return iter(tqdm(it, total=total, desc=desc, unit="batch", leave=False))
 
 
-def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, num_classes: int, device: torch.device, name: str) -> None:
+def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, num_classes: int, device: torch.device,
+                  name: str) -> None:
     """Fail with a clear message when the model does not fit the data (input shape or class count)."""
     x = split.images[:2]
     try:
