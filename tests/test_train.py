@@ -362,7 +362,7 @@ def test_fastnet_recipe_shortened_learns(tmp_path: Path) -> None:
     """The released fast recipe, cut to 2 epochs of 2,560 images in batches of 128 (40 steps, as many as
     10,240 images in its batches of 512; with fewer the EMA of the weights lags far behind): whitening, the
     triangle schedule and the 64x BatchNorm learning rate together must learn quickly (a broken piece stays
-    near chance). The test split is scored once, after the last epoch, and again from the stored file."""
+    near chance). The test split is scored once, from the stored file."""
     require_dataset("cifar10")
     recipe = resolve_recipe("fastnet.cifar10", {"epochs": 2, "train_limit": 2560, "batch_size": 128, "eval_every": 2})
     result = train(recipe, out_dir=tmp_path, progress=False)

@@ -419,7 +419,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             row, step = _train_epoch(net, opt, scheduler, train_data, recipe, epoch, step, steps_per_epoch, dev, ddp,
                                      progress, ema, lookahead, frozen_norms)
             row = {"epoch": epoch + 1, **row}
-            if (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs:
+            # the last epoch is scored once, from the stored file (_finish)
+            if (epoch + 1) % recipe.eval_every == 0 and epoch + 1 < recipe.epochs:
                 tested = time.perf_counter()
                 m = evaluate(model if ema is None else ema.module, test_data, batch_size=1000, device=dev,
                              mean=None if recipe.standardize else (0.0,) * len(spec.mean),
@@ -446,6 +447,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                 final = lookahead.store_into(model)
             result = _finish(final, recipe, spec, test_data, out, tag, train_time, hardware,
                              history, dev, save_dtype, ddp.world)
+            write_log(log_path, history)  # the last line now holds the stored file's test scores
+            _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
         ddp.barrier()
         return result if result is not None else TrainResult(str(out), "", "", recipe.to_dict(), {}, history,
                                                              train_time, hardware, 0, 0.0, ddp.world, finished,
@@ -503,7 +506,8 @@ def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
 def _finish(model: nn.Module, recipe: Recipe, dataset: DatasetSpec, test_data: Split, out: Path, tag: str,
             train_time: float, hardware: str, history: list[dict[str, Any]], dev: torch.device,
             save_dtype: str | None, world: int) -> TrainResult:
-    """Save the final weights, then measure the stored file on the full test split."""
+    """Save the final weights, then measure the stored file on the full test split; its scores are also the
+    last epoch's test scores in ``history``."""
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     info = {"recipe": recipe.to_dict(), "train_time_s": round(train_time, 1), "hardware": hardware,
             "epochs": recipe.epochs}
@@ -516,7 +520,10 @@ def _finish(model: nn.Module, recipe: Recipe, dataset: DatasetSpec, test_data: S
     load_into(fresh, recipe.model, str(final))
     mean = None if recipe.standardize else (0.0,) * len(test_data.dataset.mean)
     std = None if recipe.standardize else (1.0,) * len(test_data.dataset.std)
+    tested = time.perf_counter()
     metrics = evaluate(fresh, test_data, batch_size=500, device=dev, mean=mean, std=std)
+    if history:
+        history[-1].update(test_loss=metrics["loss"], test_top1=metrics["top1"], test_s=time.perf_counter() - tested)
     result = TrainResult(
         out_dir=str(out), checkpoint=str(final), sha256=sha, recipe=recipe.to_dict(),
         metrics={k: metrics[k] for k in ("top1", "top5", "loss", "num_images", "correct", "per_class")},
