@@ -320,6 +320,7 @@ def test_max_minutes_stops_and_resume_equals_uninterrupted(tmp_path: Path) -> No
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in log] == [1, 2, 3]  # each epoch once, as in the saved state
+    assert log[-1]["test_top1"] == second.metrics["top1"]  # the last epoch: the stored file's score
 
 
 def test_log_lines_name_their_machine_and_a_run_resumed_elsewhere_names_both(

@@ -406,6 +406,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         hardware = hardware_description(dev, ddp.world)  # on every log line: a resumed run may change machine
         step = start_epoch * steps_per_epoch
         finished, remaining_s = True, 0.0
+        title = f"{recipe.model} on {spec.name} ({recipe.name})"  # of curves.png
         for epoch in range(start_epoch, recipe.epochs):
             if max_minutes is not None and epoch > start_epoch:
                 spent = time.monotonic() - started
@@ -436,7 +437,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
                 _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                                     "history": history, "recipe": json.loads(recipe.to_json()), **extra}, state_path)
                 write_log(log_path, history)
-                _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
+                _plot_curves(history, out / "curves.png", title)
             ddp.barrier()
         train_time = sum(r["epoch_s"] for r in history)
         hardware = run_hardware(history, hardware)
@@ -448,7 +449,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             result = _finish(final, recipe, spec, test_data, out, tag, train_time, hardware,
                              history, dev, save_dtype, ddp.world)
             write_log(log_path, history)  # the last line now holds the stored file's test scores
-            _plot_curves(history, out / "curves.png", f"{recipe.model} on {spec.name} ({recipe.name})")
+            _plot_curves(history, out / "curves.png", title)
         ddp.barrier()
         return result if result is not None else TrainResult(str(out), "", "", recipe.to_dict(), {}, history,
                                                              train_time, hardware, 0, 0.0, ddp.world, finished,
