@@ -187,9 +187,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # -- time to accuracy ------------------------------------------------------------------------------
     _r(name="fastnet.cifar10", model="fastnet", dataset="cifar10", epochs=16, label_smoothing=0.2, ema_decay=0.99,
        flip=True, **_FAST,
-       description="Aiming at CIFAR-10 94% in under 30 minutes on a 2-core CPU: FastNet with a whitened stem, batch 512, "
-                   "SGD-Nesterov (momentum 0.85) with a triangular lr, BatchNorm shifts at 64x lr, label smoothing "
-                   "0.2, an EMA of the weights, flip + 2-pixel translate, bf16, channels_last, 16 epochs."),
+       description="Aiming at CIFAR-10 94% in under 30 minutes on a 2-core CPU: FastNet with a whitened stem, "
+                   "batch 512, SGD-Nesterov (momentum 0.85) with a triangular lr, BatchNorm shifts at 64x lr, "
+                   "label smoothing 0.2, an EMA of the weights, flip + 2-pixel translate, bf16, channels_last, "
+                   "16 epochs."),
     _r(name="fastnet.cifar10.la", model="fastnet", dataset="cifar10", epochs=17, label_smoothing=0.2,
        lookahead_steps=5, lookahead_decay=0.77, flip=True, alternate_flip=True, **_FAST,
        description="An experiment (its run: docs/runs/fastnet.cifar10.la-trial): fastnet.cifar10 with airbench's "
