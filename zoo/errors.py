@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
-    "ZooError",
-    "UnknownModelError",
-    "InvalidArgumentError",
-    "DatasetError",
     "CheckpointError",
+    "DatasetError",
+    "InvalidArgumentError",
+    "UnknownModelError",
+    "ZooError",
+    "one_line",
     "summarize",
 ]
 
@@ -32,13 +35,34 @@ class CheckpointError(ZooError):
     """A checkpoint is missing, corrupt, tampered with or does not match the model."""
 
 
+# Lines that say where a runtime failed, not why: OpenVINO's "Exception from src/inference/src/...:" and its
+# "Check '...' failed at src/..." lines come before the reason.
+_WHERE_LINES = re.compile(r"^(Exception from \S+:?\d*:?|Check '.*' failed at \S+)$")
+
+
 def summarize(exc: BaseException, *, last: bool = False, limit: int = 200) -> str:
     """One line of ``exc``'s message for a one-line error: its first line (``last``: its last, as in
     torchvision's multi-line messages), at most ``limit`` characters; the type name when it is empty.
-    An ``OSError``'s ``strerror`` ("No space left on device") is preferred when it has one."""
+    An ``OSError``'s ``strerror`` ("No space left on device") is preferred when it has one. Lines that
+    only locate the failure in a runtime's sources (OpenVINO's) are skipped, so the reason is kept."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[:limit]
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not _WHERE_LINES.match(line)] or lines
     if not lines:
         return type(exc).__name__
-    return (lines[-1] if last else lines[0])[:limit]
+    if last:
+        return lines[-1][:limit]
+    head = lines[0]
+    if head.endswith(":") and len(lines) > 1:  # "FrontEnd API failed with GeneralFailure:" + the reason
+        head = f"{head} {lines[1]}"
+    return head[:limit]
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """``text`` as one line of at most about ``limit`` characters: line breaks become spaces and a longer
+    text (a huge argument echoed, a list of 200,000 names) is cut, saying how much was left out."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return f"{flat[:limit]}... ({len(flat) - limit:,} more characters)"
