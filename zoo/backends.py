@@ -9,6 +9,10 @@ backends (``EXPORTED``: onnxruntime, pt2, torchscript, openvino, their int8 form
 the serializers of ``zoo.export`` and combine only with ``fold-bn``; the int8 ones are calibrated on
 the images given as ``calibration`` (training images: ``zoo.deploy.calibration_images``).
 
+A file given to ``load`` is an input zoo did not make: it must be a regular file, a zip-based one is
+measured before torch opens it, and pt2 and TorchScript files (``CODE_FORMATS``: programs, whose loading
+can unpickle objects or run ops that write files) are refused unless the caller passes ``trust=True``.
+
     runner = zoo.backends.prepare(zoo.create("resnet18"), "auto", input_size=(3, 32, 32))
     logits = runner(images)          # fp32 NCHW in, fp32 logits out; casts and layout inside
     runner = zoo.backends.load("resnet18.onnx")                # onnxruntime, from the suffix
@@ -37,11 +41,13 @@ import torch
 import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError, summarize
+from .fileio import check_zip, regular_file
 from .machine import cpu_class, cpu_has_bf16
 
 __all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of",
            "prepare", "load", "precision_of", "parse_backend", "resolve_auto", "auto_table", "auto_rule", "fold_batchnorm",
-           "cpu_has_bf16", "missing_dependency", "AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP"]
+           "cpu_has_bf16", "missing_dependency", "AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "CODE_FORMATS",
+           "UntrustedArtefactError"]
 
 _logger = logging.getLogger(__name__)
 
@@ -500,18 +506,38 @@ def backend_of(path: str | os.PathLike[str]) -> str:
     return FORMAT_RUNTIMES[fmt]
 
 
-def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None) -> Runner:
+# Formats that are code by nature: a TorchScript file is a program (its graph can call any registered op, write
+# files with torch.from_file(shared=True) or print), and torch.export.load unpickles sample inputs and constants.
+# zoo runs such a file only when the caller says it trusts it (``trust=True``, ``--trust-artefact``).
+CODE_FORMATS = ("pt2", "torchscript")
+
+
+class UntrustedArtefactError(ZooError):
+    """A pt2 or TorchScript file was given without ``trust=True``: loading it can run code."""
+
+
+def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None,
+         trust: bool = False) -> Runner:
     """A ``Runner`` of an exported file (``backend``: one of ``RUNTIME_FORMATS``, default from the suffix).
 
-    A file the backend cannot read (corrupt, truncated, or another format) raises ``ExportError``.
+    The file must be a regular file of at most ``zoo.fileio.MAX_FILE_BYTES``; a zip-based one (pt2,
+    TorchScript) is measured before torch opens it (``zoo.fileio.check_zip``). pt2 and TorchScript files
+    are code by nature (``CODE_FORMATS``) and are refused unless ``trust`` is set: only load files you
+    made or would run as a program. A file the backend cannot read (corrupt, truncated, or another format)
+    raises ``ExportError``. A file exported with a fixed batch size runs any batch in chunks of that size.
     """
     backend = backend or backend_of(path)
     if backend not in RUNTIME_FORMATS:
         raise InvalidArgumentError(f"unknown backend {backend!r} for a file; use one of {', '.join(RUNTIME_FORMATS)}")
+    path = regular_file(path, "artefact")
+    if RUNTIME_FORMATS[backend] in CODE_FORMATS and not trust:
+        raise UntrustedArtefactError(
+            f"{path} is a {RUNTIME_FORMATS[backend]} artefact, a format that can run code when loaded; zoo runs one "
+            f"only when told it is trusted: pass --trust-artefact (trust=True) for a file you made, or use an "
+            f"ONNX or OpenVINO file")
     missing = missing_dependency((backend,))
     if missing:
         raise _missing_error(f"the {backend} backend", missing)
-    path = Path(path)
     return Runner(None, torch.device("cpu"), (), (backend,), threads, name=path.name,
                   fn=_load_file(path, backend, threads), path=path)
 
@@ -530,6 +556,24 @@ def _load_file(path: Path, backend: str, threads: int | None) -> RunFn:
                           f"({type(e).__name__}: {summarize(e)}); export it again with `zoo export`") from None
 
 
+def _in_chunks(run: RunFn, batch: int) -> RunFn:
+    """``run``, for a file exported with a fixed batch size: any batch goes through in chunks of ``batch``
+    images, the last one padded with zeros (whose outputs are dropped)."""
+    def chunked(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == batch:
+            return run(x)
+        outs = []
+        for start in range(0, x.shape[0], batch):
+            part = x[start:start + batch]
+            n = part.shape[0]
+            if n < batch:
+                part = torch.cat([part, part.new_zeros((batch - n, *part.shape[1:]))])
+            outs.append(run(part)[:n])
+        return torch.cat(outs)
+
+    return chunked
+
+
 def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
     from .export import ExportError
 
@@ -541,6 +585,7 @@ def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
             raise ExportError(f"{path} is not a readable {RUNTIME_FORMATS[backend]} artefact for --backend {backend} "
                               f"(not a zip archive, as every {RUNTIME_FORMATS[backend]} file is); export it again "
                               f"with `zoo export`")
+        check_zip(path, f"{RUNTIME_FORMATS[backend]} artefact")
     if runtime == "onnxruntime":
         import onnxruntime as ort
 
@@ -548,12 +593,14 @@ def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
         if threads:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
+        first = session.get_inputs()[0]
+        name = first.name
 
         def run(x: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().contiguous().numpy()})[0])
 
-        return run
+        fixed = first.shape[0] if first.shape and isinstance(first.shape[0], int) and first.shape[0] > 0 else None
+        return _in_chunks(run, fixed) if fixed else run
     if runtime == "pt2":
         module = torch.export.load(path).module()
         return lambda x: module(x)
@@ -569,7 +616,9 @@ def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
         def run_ov(x: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(compiled(x.detach().cpu().float().contiguous().numpy())[0].copy())
 
-        return run_ov
+        shape = compiled.inputs[0].get_partial_shape()
+        fixed = shape[0].get_length() if shape.rank.is_static and len(shape) and shape[0].is_static else None
+        return _in_chunks(run_ov, fixed) if fixed else run_ov
     if runtime == "torchscript":
         import warnings
 

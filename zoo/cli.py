@@ -15,6 +15,7 @@ from typing import Any, Callable
 import click
 
 import zoo
+from zoo.errors import one_line
 from zoo.fileio import strict_json
 
 __all__ = ["main", "eval_main", "cli"]
@@ -280,6 +281,9 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--artefact", type=_Path(exists=True, dir_okay=False),
               help="An exported file to evaluate (with --backend auto, its runtime comes from the suffix); "
                    "default: export the same weights now.")
+@click.option("--trust-artefact", is_flag=True,
+              help="Run a pt2 or TorchScript --artefact: those formats are code by nature (loading one can run "
+                   "its code), so zoo refuses them unless you trust the file. ONNX and OpenVINO need no trust.")
 @debug_option
 @verbose_option
 @threads_option
@@ -287,7 +291,8 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
              limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
              download: bool, no_verify: bool, no_sample: bool, confusion_png: str | None, per_class: bool,
-             progress: bool, backend: str, artefact: str | None, threads: int | None, as_json: bool) -> None:
+             progress: bool, backend: str, artefact: str | None, trust_artefact: bool, threads: int | None,
+             as_json: bool) -> None:
     """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist, or an image folder DIR/<class>/...):
     top-1, top-5, loss, per class."""
     from .evaluate import evaluate_model
@@ -297,7 +302,7 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
     r = evaluate_model(model_name, dataset, weights=weights, split=split, data_dir=data_dir, download=download,
                        verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
                        std=std, allow_sample=not no_sample, progress=progress and not as_json, backend=backend,
-                       artefact=artefact)
+                       artefact=artefact, trust_artefact=trust_artefact)
     if as_json:
         _emit_json(r.to_dict())
         _write_confusion(r, confusion_png)
@@ -761,30 +766,42 @@ def analyze_transfer_cmd(full: bool, model: str | None, freeze: str | None, targ
     click.echo(f"written: {', '.join(r['paths'])}")
 
 
+def _env_debug() -> bool:
+    """``ZOO_DEBUG`` read as click reads the --debug flag's environment variable (1/true/yes/on, 0/false/no/off)."""
+    value = os.environ.get("ZOO_DEBUG", "").strip()
+    try:
+        return bool(value) and click.BOOL.convert(value, None, None)
+    except click.BadParameter:
+        return False
+
+
+def _fail(message: str, code: int = 1) -> None:
+    """The one error line: line breaks flattened, at most about 1,000 characters (a huge argument is cut)."""
+    click.echo(f"error: {one_line(message)}", err=True)
+    sys.exit(code)
+
+
 def _run(command: Callable[..., Any], prog_name: str) -> None:
     """Run a click command with zoo's error boundary."""
-    debug = "--debug" in sys.argv or os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    debug = "--debug" in sys.argv or _env_debug()
     _setup_logging(logging.DEBUG if debug else logging.WARNING)
     try:
         command.main(prog_name=prog_name, standalone_mode=False)
     except zoo.ZooError as e:
         if debug:
             raise
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        _fail(str(e))
     except OSError as e:  # the file system said no: permissions, a full disk, a read-only folder
         if debug:
             raise
         where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        click.echo(f"error: {e.strerror or e}{where}", err=True)
-        sys.exit(1)
+        _fail(f"{e.strerror or e}{where}")
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as e:  # bad options: one line too, with click's exit code (2 for usage)
         hint = " (see --help)" if isinstance(e, click.UsageError) else ""
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
-        sys.exit(e.exit_code)
+        _fail(f"{e.format_message()}{hint}", e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
 

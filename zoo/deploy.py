@@ -206,7 +206,7 @@ def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: A
         if got != opset:
             raise ExportError(f"--opset {opset} was asked for but the exporter wrote opset {got}; "
                               f"leave --opset out, or choose {got}")
-    runner = load(path, FORMAT_RUNTIMES[fmt])
+    runner = load(path, FORMAT_RUNTIMES[fmt], trust=True)  # the file zoo has just written
     result = ExportResult(name, fmt, str(path), exporter, loaded.name if loaded else weights, metadata,
                           tolerance=tolerance)
     if loaded is None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .builder import create
 from .data import Split, batches, get_dataset_spec, load_for_eval
-from .errors import InvalidArgumentError, summarize
+from .errors import InvalidArgumentError, ZooError, summarize
 from .folders import is_image_folder, load_image_folder
 from .registry import get_entry, parse_model_name
 
@@ -101,6 +101,27 @@ def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, n
         raise InvalidArgumentError(
             f"{name} outputs {tuple(out.shape[1:])} scores but {split.dataset.name} has {num_classes} classes"
         )
+    _check_batch(out, x.shape[0], name)
+
+
+def _check_batch(out: Any, images: int, name: str) -> None:
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InvalidArgumentError(f"{name} gave outputs of shape {shape} for a batch of {images} images; "
+                                   f"expected ({images}, classes): its batch size does not follow the input")
+
+
+def _scores(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, name: str, index: int) -> torch.Tensor:
+    """The logits of one batch: every failure of the model (an artefact's runtime raises its own types) is one line."""
+    try:
+        out = model(x)
+    except ZooError:
+        raise
+    except Exception as e:  # noqa: BLE001  (a boundary: torch, onnxruntime and OpenVINO raise their own types)
+        raise InvalidArgumentError(f"{name} failed on batch {index + 1} ({x.shape[0]} images): "
+                                   f"{type(e).__name__}: {summarize(e, limit=300)}") from None
+    _check_batch(out, x.shape[0], name)
+    return out.float()
 
 
 @torch.no_grad()
@@ -126,8 +147,9 @@ def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: S
     predictions: list[torch.Tensor] = []
     total = (len(split) + batch_size - 1) // batch_size
     t0 = time.perf_counter()
-    for x, y in _progress(batches(split, batch_size, mean=mean, std=std, device=device), total, progress, name):
-        logits = model(x).float()
+    for index, (x, y) in enumerate(_progress(batches(split, batch_size, mean=mean, std=std, device=device), total,
+                                             progress, name)):
+        logits = _scores(model, x, name, index)
         y = y.to(device)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         top5_correct += (logits.topk(k, 1).indices == y[:, None]).any(1).sum().item()
@@ -175,7 +197,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                    batch_size: int = 256, device: str = "cpu", limit: int | None = None,
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                    allow_sample: bool = True, progress: bool = False, seed: int = 0, backend: str = "auto",
-                   artefact: str | None = None) -> EvalResult:
+                   artefact: str | None = None, trust_artefact: bool = False) -> EvalResult:
     """Build ``name``, load ``weights`` (default: its released default checkpoint), evaluate on ``dataset``.
 
     With no released checkpoint and no ``weights``, the model is evaluated with random weights from
@@ -190,7 +212,8 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     (``onnxruntime``, ``pt2``, ``torchscript``, ``openvino``, ``openvino-bf16`` and the int8 ones,
     ``zoo.backends.EXPORTED``) evaluates an exported artefact (``artefact``, or a fresh export of the
     same weights; int8 calibrated on 300 training images); the eager model is evaluated too and
-    ``parity`` counts the images whose top-1 differs.
+    ``parity`` counts the images whose top-1 differs. A pt2 or TorchScript ``artefact`` is code by nature
+    and is refused unless ``trust_artefact`` (``zoo.backends.load``).
     """
     from .backends import EXPORTED, backend_of, parse_backend
 
@@ -252,7 +275,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     if backend in EXPORTED:
         setting = backend
         metrics, parity = _evaluate_backend(model, name, backend, artefact, data, batch_size, dev, mean,
-                                            std, progress, spec.name, data_dir)
+                                            std, progress, spec.name, data_dir, trust_artefact)
         notes.append(f"{backend}: {parity['summary']}")
     else:
         runner, setting = _prepare(model, backend, spec.input_size, dev, batch_size, name, len(data))
@@ -316,7 +339,8 @@ def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: t
 
 def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str | None, data: Split, batch_size: int,
                       dev: torch.device, mean: tuple[float, ...], std: tuple[float, ...],
-                      progress: bool, dataset_name: str, data_dir: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+                      progress: bool, dataset_name: str, data_dir: Any, trust: bool = False
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
     from .backends import EXPORTED, INT8, load, prepare
     from .data import calibration_batch
 
@@ -325,7 +349,7 @@ def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str |
     if dev.type != "cpu":
         raise InvalidArgumentError(f"--backend {backend} runs on the CPU here; use --device cpu")
     if artefact is not None:
-        runner = load(artefact, backend)
+        runner = load(artefact, backend, trust=trust)
     else:  # the same weights, exported now (zoo.backends writes the artefact in a scratch folder and loads it)
         calibration = None
         if backend in INT8:  # training images of the model's dataset, never the images scored here
