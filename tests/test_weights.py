@@ -566,28 +566,27 @@ def test_download_to_a_folder_and_verify_every_file(dirs: dict[str, Path], monke
 
 
 def test_transient_download_failures_are_retried(dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    import torch.hub
     import urllib.error
 
     weights, src = _publish(dirs, monkeypatch, url="http://mirror.invalid/resnet20.test.safetensors")
     calls = []
 
-    def flaky(url: str, dst: str, progress: bool = True) -> None:
+    def flaky(url: str, dst: Path, size: int, deadline: float, progress: bool = True) -> None:
         calls.append(url)
         if len(calls) == 1:
             raise urllib.error.URLError(ConnectionResetError("reset by peer"))
         Path(dst).write_bytes(src.read_bytes())
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", flaky)
+    monkeypatch.setattr(zw, "_fetch", flaky)
     monkeypatch.setattr(zw.time, "sleep", lambda s: None)
     assert resolve("default", "resnet20", progress=False).source == "download" and len(calls) == 2
 
-    def missing(url: str, dst: str, progress: bool = True) -> None:
+    def missing(url: str, dst: Path, size: int, deadline: float, progress: bool = True) -> None:
         calls.append(url)
         raise urllib.error.HTTPError(url, 404, "Not Found", None, None)  # type: ignore[arg-type]
 
     calls.clear()
-    monkeypatch.setattr(torch.hub, "download_url_to_file", missing)
+    monkeypatch.setattr(zw, "_fetch", missing)
     (dirs["cache"] / f"{weights.sha256}.safetensors").unlink()
     with pytest.raises(CheckpointError, match="404"):
         resolve("default", "resnet20", progress=False)

@@ -39,7 +39,9 @@ import struct
 import time
 import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +54,7 @@ from safetensors import SafetensorError
 
 from ._version import __version__
 from .errors import CheckpointError, InvalidArgumentError, UnknownModelError, summarize
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, check_zip, regular_file
 from .metadata import SAFETENSORS_SUFFIX, Metrics, Weights
 from .registry import all_weights, get_entry, get_weights, list_weights
 from .specs import DatasetSpec, get_dataset_spec
@@ -97,6 +99,11 @@ _REPO_WEIGHTS_DIR: Path | None = _CHECKOUT / "weights" if (_CHECKOUT / "pyprojec
 # in the repository's weights/ folder; $ZOO_WEIGHTS_URL names a mirror of it.
 DEFAULT_WEIGHTS_URL: str | None = None
 _DOWNLOAD_TRIES = 3
+DOWNLOAD_TIMEOUT_S = 30.0  # connecting, and each read: a server silent this long fails the try
+DOWNLOAD_DEADLINE_S = 600.0  # the whole download, every try together
+# Float types a checkpoint may hold: float8 and friends have no arithmetic zoo's models (or isfinite) run.
+_ODD_FLOATS = tuple(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+                                                 "float8_e8m0fnu", "float4_e2m1fn_x2") if hasattr(torch, n))
 
 StateDict = dict[str, torch.Tensor]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -297,11 +304,34 @@ def _unwrap(obj: Any, path: Path) -> StateDict:
     return {_strip_prefixes(str(k)): v for k, v in obj.items()}
 
 
+_MAX_HEADER_BYTES = 100_000_000  # safetensors' own bound on the JSON header
+
+
 def _read_bytes(path: Path) -> bytes:
+    """The checkpoint's bytes, read only after the file is known to be a regular file of at most
+    ``zoo.fileio.MAX_FILE_BYTES``, a safetensors header length fits the file, and a zip's members declare at
+    most ``zoo.fileio.MAX_UNPACKED_BYTES`` (a few MB that would become gigabytes are refused unread)."""
     try:
+        size = regular_file(path, "checkpoint").stat().st_size
+        if _format_of(path) == "safetensors":
+            _check_header_length(path, size)
+        elif zipfile.is_zipfile(path):
+            check_zip(path, "checkpoint")
         return path.read_bytes()
+    except InvalidArgumentError as e:
+        raise CheckpointError(str(e)) from None
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from e
+
+
+def _check_header_length(path: Path, size: int) -> None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        raise _corrupt(path, ValueError(f"file is {len(head)} bytes long, shorter than the 8-byte header length"))
+    (length,) = struct.unpack("<Q", head)
+    if length > _MAX_HEADER_BYTES or 8 + length > size:
+        raise _corrupt(path, ValueError(f"header claims {length:,} bytes, file has {size - 8:,}"))
 
 
 def _parse(data: bytes, path: Path) -> tuple[StateDict, dict[str, str]]:
@@ -325,9 +355,15 @@ def read_metadata(path: PathLike) -> dict[str, str]:
     if _format_of(path) != "safetensors":
         return {}
     try:
+        regular_file(path, "checkpoint")
+    except InvalidArgumentError as e:
+        raise CheckpointError(str(e)) from None
+    try:
         with open(path, "rb") as f:
             head = f.read(8)
             length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            if length > _MAX_HEADER_BYTES:
+                raise ValueError(f"header claims {length:,} bytes")
             metadata = _safetensors_header(head + f.read(length)).get("__metadata__") or {}
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from e
@@ -409,28 +445,50 @@ def _transient(exc: BaseException) -> bool:
                                http.client.RemoteDisconnected))
 
 
+def _fetch(url: str, dst: Path, size: int, deadline: float, progress: bool) -> None:
+    """``url`` into ``dst``: at most ``size`` bytes (the registry's file size), each connect and read within
+    ``DOWNLOAD_TIMEOUT_S``, the whole before ``deadline`` (``time.monotonic``), so a stalled or endless server fails."""
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(dst, "wb") as f, \
+            tqdm(total=size, unit="B", unit_scale=True, disable=not progress, leave=False) as bar:
+        declared = response.headers.get("Content-Length") if response.headers else None
+        if declared and declared.isdigit() and int(declared) > size:
+            raise ValueError(f"the server announces {int(declared):,} bytes for a file of {size:,}")
+        read = getattr(response, "read1", response.read)  # read1: what has arrived, so the deadline is checked
+        got = 0
+        while chunk := read(1 << 16):
+            got += len(chunk)
+            if got > size:
+                raise ValueError(f"the server sent more than the file's {size:,} bytes")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not done within {DOWNLOAD_DEADLINE_S:g} s")
+            f.write(chunk)
+            bar.update(len(chunk))
+
+
 def _download(weights: Weights, url: str, progress: bool) -> Path:
     """Download ``url`` into the cache: a private temp file, sha256 check, then an atomic move.
 
     Two processes fetching the same file each write their own temp file; the second move replaces
-    the first with identical bytes. Transient failures are retried from the start (3 tries).
+    the first with identical bytes. Transient failures are retried from the start (3 tries), all within
+    ``DOWNLOAD_DEADLINE_S``; the file may not grow past the registry's ``file_size``.
     """
-    import torch.hub
-
     dst = _cache_path(weights)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.download")
     _logger.info("downloading %s from %s", weights.name, url)
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     try:
         for attempt in range(1, _DOWNLOAD_TRIES + 1):
             try:
-                torch.hub.download_url_to_file(url, str(tmp), progress=progress)
+                _fetch(url, tmp, weights.file_size, deadline, progress)
                 break
             except (OSError, http.client.HTTPException) as e:
-                if attempt == _DOWNLOAD_TRIES or not _transient(e):
+                if attempt == _DOWNLOAD_TRIES or not _transient(e) or time.monotonic() + attempt > deadline:
                     raise
-                _logger.warning("downloading %s failed (%s); trying again (%d of %d)", url, e, attempt + 1,
-                                _DOWNLOAD_TRIES)
+                _logger.warning("downloading %s failed (%s); trying again (%d of %d)", url, summarize(e),
+                                attempt + 1, _DOWNLOAD_TRIES)
                 time.sleep(attempt)
         actual = sha256_file(tmp)
         if actual != weights.sha256:
@@ -438,7 +496,7 @@ def _download(weights: Weights, url: str, progress: bool) -> Path:
                                   f"expected {weights.sha256}, got {actual}; the download was discarded")
         os.replace(tmp, dst)
     except (OSError, ValueError, http.client.HTTPException) as e:  # URLError and HTTPError are OSErrors
-        raise _not_found(weights, f"downloading {url} failed ({e})") from e
+        raise _not_found(weights, f"downloading {url} failed ({summarize(e)})") from e
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -539,6 +597,11 @@ def _lookup(spec: str, arch: str) -> Weights | None:
         raise CheckpointError(f"weights {spec} are for {other.arch}, model is {arch}")
     if Path(spec).expanduser().is_file():
         return None
+    if Path(spec).expanduser().exists():  # a FIFO, a device or a folder: the file check says which
+        try:
+            regular_file(Path(spec).expanduser(), "checkpoint")
+        except InvalidArgumentError as e:
+            raise CheckpointError(str(e)) from None
     if _looks_like_path(spec):
         raise CheckpointError(f"no checkpoint file at {Path(spec).expanduser()}")
     names = [w.name for w in available] + [w.tag for w in available]
@@ -628,6 +691,10 @@ def _check_values(expected: Mapping[str, torch.Tensor], loaded: StateDict, path:
     if ints:
         raise CheckpointError(f"{path} holds integer tensors where {len(ints)} float ones belong ({', '.join(ints[:3])}"
                               f"{', ...' if len(ints) > 3 else ''}); a quantised checkpoint cannot be loaded as floats")
+    odd = [f"{k} ({t.dtype})".replace("torch.", "") for k, t in loaded.items() if t.dtype in _ODD_FLOATS]
+    if odd:
+        raise CheckpointError(f"{path} holds tensors of a float type zoo does not load ({', '.join(odd[:3])}"
+                              f"{', ...' if len(odd) > 3 else ''}); store float32, float16 or bfloat16")
     bad = [k for k, t in loaded.items() if t.is_floating_point() and not torch.isfinite(t).all()]
     if bad:
         _logger.warning("%s holds NaN or Inf values in %d tensors (%s%s): its outputs will not be meaningful", path,
