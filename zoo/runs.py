@@ -6,7 +6,13 @@ state), ``state.pt``, ``curves.png`` and, once finished, the checkpoint and ``re
 trainer holds an exclusive lock on ``.lock`` while it uses the folder.
 
 ``run_status`` answers "where is this run?" from the JSON files and the lock alone: it never loads
-``state.pt``, so it is safe on any folder and costs milliseconds, even while the run trains.
+``state.pt``, so it is safe on any folder and costs milliseconds, even while the run trains. Every
+field it reads is checked for its type and range; a wrong one is a one-line error naming file and field.
+
+A run directory is recognised by its run files (``check_run_dir``): zoo trains only into a folder that is
+absent, empty, or holds ``run.json``, ``recipe.json`` or ``state.pt``, so ``--out ~`` can never delete or
+overwrite a user's files. The lock is opened without following a symlink, and only temporaries named as
+zoo names them are removed.
 """
 
 from __future__ import annotations
@@ -14,20 +20,38 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
+import os
+import re
 import shlex
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import InvalidArgumentError, ZooError
-from .fileio import atomic_write_text
+from .fileio import MAX_JSON_BYTES, atomic_write_text, json_field, read_json, regular_file
 from .recipes import Recipe, get_recipe
 
-__all__ = ["RunStatus", "run_status", "find_runs", "run_hardware", "format_duration", "lock_run",
-           "remove_stale_temporaries", "write_log", "read_run_options", "write_run_options"]
+__all__ = [
+    "RUN_MARKERS",
+    "RunStatus",
+    "check_run_dir",
+    "find_runs",
+    "format_duration",
+    "lock_run",
+    "read_run_options",
+    "remove_stale_temporaries",
+    "run_hardware",
+    "run_status",
+    "write_log",
+    "write_run_options",
+]
+
+RUN_MARKERS = ("run.json", "recipe.json", "state.pt")  # a folder holding one of these is a zoo run
+# The temporaries zoo leaves when killed: zoo.fileio.atomic_path's ".<stem>.<12 hex>.tmp<suffix>" and the
+# final checkpoint's ".<model>.<tag>.safetensors" (zoo.train._finish).
+_TEMPORARY = re.compile(r"\.[A-Za-z0-9_.+-]+\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+)?|\.[A-Za-z0-9_.+-]+\.safetensors")
 
 _logger = logging.getLogger(__name__)
 
@@ -76,12 +100,40 @@ def run_hardware(history: list[dict[str, Any]], current: str | None = None) -> s
     return " + ".join(dict.fromkeys(n for n in names if n))
 
 
+def check_run_dir(out: Path) -> None:
+    """Refuse ``out`` as a run directory unless it is absent, empty, or a zoo run (it holds one of ``RUN_MARKERS``,
+    or only the lock of a run killed before its first file)."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise InvalidArgumentError(f"cannot use {out} as the run directory: it is not a folder")
+    names = set(os.listdir(out))
+    if not names or names & set(RUN_MARKERS) or names <= {".lock"}:
+        return
+    shown = ", ".join(sorted(names)[:5]) + (f" and {len(names) - 5:,} more" if len(names) > 5 else "")
+    raise InvalidArgumentError(f"cannot use {out} as the run directory: it holds files ({shown}) but is not a zoo "
+                               f"run (no {', '.join(RUN_MARKERS)}); zoo trains only into an absent or empty folder, "
+                               f"or a run of its own: choose another --out")
+
+
+def _open_lock(out: Path, flags: int) -> IO[str]:
+    """``out/.lock`` opened without following a symlink (which could make zoo create a file elsewhere)."""
+    try:
+        fd = os.open(out / ".lock", flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == 40 or (out / ".lock").is_symlink():  # ELOOP: the lock is a symlink
+            raise InvalidArgumentError(f"{out / '.lock'} is a symlink; a run's lock must be a file of the run "
+                                       f"(remove the link)") from None
+        raise
+    return os.fdopen(fd, "a+" if flags & os.O_CREAT else "r")
+
+
 def lock_run(out: Path) -> IO[str]:
     """Hold an exclusive lock on ``out/.lock`` for the run; a second run on the same folder is refused.
 
     A status reader holds a shared lock for an instant, so a refusal is retried briefly before it is final.
     """
-    handle = open(out / ".lock", "a+")
+    handle = _open_lock(out, os.O_RDWR | os.O_CREAT | os.O_APPEND)
     for attempt in range(5):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,7 +148,7 @@ def lock_run(out: Path) -> IO[str]:
 
 def _is_locked(out: Path) -> bool:
     try:
-        handle = open(out / ".lock")
+        handle = _open_lock(out, os.O_RDONLY)
     except FileNotFoundError:
         return False
     with handle:
@@ -111,7 +163,7 @@ def _is_locked(out: Path) -> bool:
 def remove_stale_temporaries(out: Path) -> None:
     """Temporary files a killed run left (the caller holds the lock, so no writer is alive): removed, never read."""
     for path in out.iterdir():
-        if path.name.startswith(".") and (".tmp" in path.suffixes or path.suffix == ".safetensors") and path.is_file():
+        if _TEMPORARY.fullmatch(path.name) and path.is_file() and not path.is_symlink():
             _logger.info("removing %s, left by an interrupted run", path)
             path.unlink()
 
@@ -127,33 +179,72 @@ def write_run_options(out: Path, *, tag: str | None, save_dtype: str | None) -> 
 
 def read_run_options(out: Path) -> dict[str, str | None]:
     """The ``tag`` and ``save_dtype`` the run was started with (None each when not recorded)."""
-    data = _read_json(out / "run.json") if (out / "run.json").exists() else {}
+    path = out / "run.json"
+    if not path.exists():
+        return {"tag": None, "save_dtype": None}
+    data = _read_json(path)
     if not isinstance(data, dict):
-        raise ZooError(f"{out / 'run.json'} cannot be read as a zoo run file: not the run's options")
-    return {k: data.get(k) if isinstance(data.get(k), str) else None for k in ("tag", "save_dtype")}
+        raise ZooError(f"{path} cannot be read as a zoo run file: not the run's options")
+    return {k: json_field(data, k, str, path, default=None, what=_WHAT) for k in ("tag", "save_dtype")}
 
 
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        raise ZooError(f"{path} cannot be read as a zoo run file: {exc}") from None
+_WHAT = "a zoo run file"
 
 
 def _read_json(path: Path) -> Any:
-    with _reading(path):
-        return json.loads(path.read_text())
+    return read_json(path, _WHAT)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 1e12
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    with _reading(path):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if not all(isinstance(r, dict) and isinstance(r.get("epoch_s"), (int, float)) for r in rows):
-        raise ZooError(f"{path} cannot be read as a zoo run file: a line is not an epoch record")
+    text = _read_text(path)
+    try:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (ValueError, RecursionError) as exc:
+        raise ZooError(f"{path} cannot be read as {_WHAT}: {exc}") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise ZooError(f"{path} cannot be read as {_WHAT}: a line is not an epoch record")
+    for i, row in enumerate(rows):
+        where = f"{path} (line {i + 1})"
+        json_field(row, "epoch_s", (int, float), where, check=lambda v: _number(v) and v >= 0, what=_WHAT)
+        json_field(row, "test_s", (int, float), where, default=0.0, check=lambda v: _number(v) and v >= 0, what=_WHAT)
+        json_field(row, "test_top1", (int, float), where, default=None, check=_number, what=_WHAT)
+        json_field(row, "epoch", int, where, default=None, what=_WHAT)
+        json_field(row, "hardware", str, where, default=None, what=_WHAT)
     return rows
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return regular_file(path, _WHAT, max_bytes=MAX_JSON_BYTES).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(f"{path} cannot be read as {_WHAT}: {exc}") from None
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    recipe = _read_json(path)
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("epochs"), int):
+        raise ZooError(f"{path} cannot be read as {_WHAT}: not a recipe")
+    json_field(recipe, "epochs", int, path, check=lambda v: 1 <= v <= 1_000_000, what=_WHAT)
+    for key in ("name", "model", "dataset"):
+        json_field(recipe, key, str, path, default="", what=_WHAT)
+    return recipe
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    result = _read_json(path)
+    json_field(result, "checkpoint", str, path, default="", what=_WHAT)
+    json_field(result, "hardware", str, path, default="", what=_WHAT)
+    metrics = json_field(result, "metrics", dict, path, default={}, what=_WHAT)
+    json_field(metrics, "top1", (int, float), f"{path} (metrics)", default=None, check=_number, what=_WHAT)
+    return result
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -171,19 +262,17 @@ def run_status(path: str | Path) -> RunStatus:
     if not (out / "recipe.json").is_file():
         raise InvalidArgumentError(f"{out} is not a zoo training run (no recipe.json); a run directory is the "
                                    f"--out of zoo train")
-    recipe = _read_json(out / "recipe.json")
-    if not isinstance(recipe, dict) or not isinstance(recipe.get("epochs"), int):
-        raise ZooError(f"{out / 'recipe.json'} cannot be read as a zoo run file: not a recipe")
+    recipe = _read_recipe(out / "recipe.json")
     history = _read_log(out / "log.jsonl")
-    result = _read_json(out / "result.json") if (out / "result.json").is_file() else None
+    result = _read_result(out / "result.json")
     tested = [r for r in history if isinstance(r.get("test_top1"), (int, float))]
     best = max(tested, key=lambda r: r["test_top1"], default=None)
     train_s = sum(r["epoch_s"] for r in history)
-    eval_s = sum(r.get("test_s", 0.0) for r in history)
+    eval_s = sum(r.get("test_s") or 0.0 for r in history)
     done, epochs = len(history), recipe["epochs"]
     state = "running" if _is_locked(out) else "finished" if result is not None else "stopped"
     remaining = 0.0 if state == "finished" else (train_s + eval_s) / done * (epochs - done) if done else None
-    metrics = result.get("metrics", {}) if isinstance(result, dict) else {}
+    metrics = (result.get("metrics") or {}) if result is not None else {}
     return RunStatus(
         path=str(out), state=state, recipe=str(recipe.get("name", "")), model=str(recipe.get("model", "")),
         dataset=str(recipe.get("dataset", "")), epochs_done=done, epochs=epochs, train_s=round(train_s, 3),

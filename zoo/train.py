@@ -38,14 +38,22 @@ from .builder import count_flops, count_params, create
 from .data import Split, batches, load_split
 from .errors import DatasetError, InvalidArgumentError, ZooError, summarize
 from .evaluate import evaluate, resolve_device
-from .fileio import atomic_path, atomic_write_text, check_name
+from .fileio import atomic_path, atomic_write_text, check_name, check_zip, json_field, regular_file
 from .folders import is_image_folder, load_image_folder
 from .machine import cpu_class, cpu_has_bf16, hardware_description
 from .optim import Lookahead, OptimizerChain, create_ema, create_optimizer, create_scheduler
 from .recipes import Recipe
 from .registry import get_entry
-from .runs import (format_duration, lock_run, read_run_options, remove_stale_temporaries, run_hardware, write_log,
-                   write_run_options)
+from .runs import (
+    check_run_dir,
+    format_duration,
+    lock_run,
+    read_run_options,
+    remove_stale_temporaries,
+    run_hardware,
+    write_log,
+    write_run_options,
+)
 from .specs import DatasetSpec, get_dataset_spec
 from .weights import load_into, save_checkpoint, sha256_file
 
@@ -326,6 +334,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         if recipe.batch_size % ddp.world:
             raise InvalidArgumentError(f"batch_size {recipe.batch_size} is not divisible by {ddp.world} processes")
         try:
+            check_run_dir(out)  # absent, empty or a zoo run: never a folder of the user's files
             out.mkdir(parents=True, exist_ok=True)
             lock = lock_run(out) if ddp.main else None
         except OSError as exc:
@@ -381,15 +390,10 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         history: list[dict[str, Any]] = []
         start_epoch = 0
         if resuming:
-            state = _load_state(state_path, dev)
+            state = _load_state(state_path, dev, recipe.epochs)
             if not _same_recipe(state["recipe"], recipe):
                 raise InvalidArgumentError(f"{state_path} was made by another recipe; resume with the same settings")
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if ema is not None:
-                ema.load_state_dict(state["ema"])
-            if lookahead is not None:
-                lookahead.load_state_dict(state["lookahead"])
+            _restore(state, state_path, model, opt, ema, lookahead)
             history, start_epoch = state["history"], state["epoch"]
             _logger.info("resuming %s at epoch %d", out, start_epoch + 1)
         elif resume:
@@ -488,9 +492,12 @@ def _same_recipe(saved: dict[str, Any], recipe: Recipe) -> bool:
     return all(a[k] == b[k] for k in a if k not in ("description", "source"))
 
 
-def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
-    """``state.pt`` read with ``weights_only=True``; a damaged file is a one-line error."""
+def _load_state(path: Path, device: torch.device, epochs: int) -> dict[str, Any]:
+    """``state.pt`` read with ``weights_only=True``, its entries' types and ranges checked; a damaged file is a
+    one-line error."""
     try:
+        regular_file(path, "training state")
+        check_zip(path, "training state")
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a boundary: truncated zips, refused pickles, I/O errors
         reason = summarize(exc)
@@ -501,7 +508,41 @@ def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
     keys = {"model", "optimizer", "epoch", "history", "recipe"}
     if not isinstance(state, dict) or not keys <= set(state):
         raise ZooError(f"{path} cannot be resumed: it is not a zoo training state (keys {sorted(keys)} expected)")
+    _check_state(state, path, epochs)
     return state
+
+
+def _check_state(state: dict[str, Any], path: Path, epochs: int) -> None:
+    what = "a zoo training state"
+    json_field(state, "epoch", int, path, check=lambda v: 0 <= v <= epochs, what=what)
+    json_field(state, "recipe", dict, path, what=what)
+    history = json_field(state, "history", list, path, check=lambda v: len(v) == state["epoch"], what=what)
+    for i, row in enumerate(history):
+        json_field(row, "epoch_s", (int, float), f"{path} (history[{i}])", what=what,
+                   check=lambda v: math.isfinite(v) and v >= 0)
+    model = json_field(state, "model", dict, path, what=what)
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
+        raise ZooError(f"{path} cannot be read as {what}: field 'model' is not a state dict of tensors")
+    optimizer = json_field(state, "optimizer", dict, path, what=what)
+    json_field(optimizer, "param_groups", list, f"{path} (optimizer)", what=what)
+    json_field(optimizer, "state", dict, f"{path} (optimizer)", what=what)
+    for key in ("ema", "lookahead"):
+        json_field(state, key, dict, path, default=None, what=what)
+
+
+def _restore(state: dict[str, Any], path: Path, model: nn.Module, opt: Any, ema: Any, lookahead: Any) -> None:
+    """The saved model, optimizer, EMA and lookahead put back; a state that does not fit them is one line."""
+    parts = [("model", model), ("optimizer", opt), ("ema", ema), ("lookahead", lookahead)]
+    for key, target in parts:
+        if target is None:
+            continue
+        if key not in state:
+            raise ZooError(f"{path} cannot be resumed: it has no {key!r} entry, which this recipe needs")
+        try:
+            target.load_state_dict(state[key])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ZooError(f"{path} cannot be resumed: its {key!r} entry does not fit the run "
+                           f"({type(exc).__name__}: {summarize(exc)})") from None
 
 
 def _finish(model: nn.Module, recipe: Recipe, dataset: DatasetSpec, test_data: Split, out: Path, tag: str,
