@@ -20,7 +20,7 @@ import torch.nn as nn
 from .builder import create
 from .errors import InvalidArgumentError
 from .evaluate import resolve_device
-from .folders import find_images
+from .folders import find_images, open_image
 from .metadata import data_config
 from .registry import get_entry
 from .transforms import make_transform
@@ -43,13 +43,7 @@ class Prediction:
 
 def _load(item: Any) -> tuple[str, Any]:
     if isinstance(item, (str, Path)):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(item) as image:
-                return str(item), image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else image.mode).copy()
-        except (OSError, UnidentifiedImageError) as exc:
-            raise InvalidArgumentError(f"cannot read image {item}: {exc}") from None
+        return str(item), open_image(item)  # a regular file, decoded by mode; a bad one is one line naming it
     return "", item
 
 

@@ -5,6 +5,10 @@ image (a PIL image, a uint8 tensor C x H x W or H x W, or a uint8 H x W [x C] ar
 normalised float32 tensor C x H x W the checkpoint expects. Colour images become grey for a
 1-channel model and grey images RGB for a 3-channel one; an image of another size is resized
 (bilinear, antialiased) to the input size, and the first such resize is logged.
+
+A PIL image is first made 8-bit by its mode (``to_8bit``): CMYK, YCbCr, LAB and palette images are
+converted by Pillow (never read as RGB plus a channel), 16- and 32-bit integer grey is scaled from
+0..65535 (never clipped to white), and a float image is refused (its range is unknown).
 """
 
 from __future__ import annotations
@@ -12,14 +16,38 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import torch
 from torchvision.transforms import v2
 
 from .errors import InvalidArgumentError
 
-__all__ = ["make_transform", "ImageTransform"]
+__all__ = ["ImageTransform", "make_transform", "to_8bit"]
 
 _logger = logging.getLogger(__name__)
+
+
+_GREY = ("1", "L", "LA", "La")
+
+
+def to_8bit(image: Any, source: str = "an image") -> Any:
+    """A PIL image as 8-bit ``L`` (grey modes) or ``RGB`` (every other mode, converted by Pillow); integer
+    grey of more than 8 bits (``I;16*``, ``I``) scaled from 0..65535, not clipped. ``source`` names the
+    file in the refusal of a float (``F``) image."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "F":
+        raise InvalidArgumentError(f"{source} is a 32-bit float image, whose range zoo cannot know; save it as "
+                                   f"an 8- or 16-bit image")
+    if mode.startswith("I"):
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L")
+    if mode in _GREY:
+        return image.convert("L")
+    if mode in ("P", "PA"):  # a palette with transparency goes through RGBA, as Pillow advises
+        return image.convert("RGBA").convert("RGB")
+    return image if mode == "RGB" else image.convert("RGB")
 
 
 class ImageTransform:
@@ -39,6 +67,8 @@ class ImageTransform:
 
     def pixels(self, image: Any) -> torch.Tensor:
         """The image as uint8 C x H x W at the input size and channel count (before scaling and normalising)."""
+        if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image: 8-bit, converted by its mode
+            image = to_8bit(image)
         x = self.to_image(image).as_subclass(torch.Tensor)
         if x.dtype != torch.uint8:
             raise InvalidArgumentError(f"expected an 8-bit image, got a {x.dtype} tensor")

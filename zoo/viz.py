@@ -117,16 +117,14 @@ def load_image(path: str | os.PathLike[str], input_size: tuple[int, ...]) -> tor
     """An image file as uint8 C x H x W at ``input_size`` (converted to RGB or grey, resized bilinearly)."""
     from PIL import Image
 
+    from .folders import open_image
+
     c, h, w = input_size
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB" if c == 3 else "L")
-            if img.size != (w, h):
-                _logger.info("resizing %s from %dx%d to %dx%d", path, img.size[0], img.size[1], w, h)
-                img = img.resize((w, h), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError) as e:
-        raise InvalidArgumentError(f"cannot read image {path}: {e}") from None
+    img = open_image(path).convert("RGB" if c == 3 else "L")  # only a regular file; every Pillow error is one line
+    if img.size != (w, h):
+        _logger.info("resizing %s from %dx%d to %dx%d", path, img.size[0], img.size[1], w, h)
+        img = img.resize((w, h), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
