@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from .augment import augment_flip_crop
 from .builder import create
 from .data import Split, batches, get_dataset_spec, load_split
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, one_line
 from .evaluate import resolve_device
-from .fileio import atomic_write_text, strict_json
+from .fileio import atomic_write_text, read_json, strict_json
 from .machine import hardware_description
 from .registry import get_entry
 
@@ -395,13 +395,29 @@ def run_landscape(config: LandscapeConfig, *, out_dir: str | os.PathLike[str], d
     return result
 
 
+_NOT_OURS = "is not a landscape.json written by zoo"
+# What recorded values that are not what zoo wrote (strings for numbers, short lists) raise while recomputing.
+_BAD_VALUES = (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError)
+
+
 def _load_result(path: str | os.PathLike[str]) -> LandscapeResult:
+    d = read_json(path, "a landscape.json written by zoo")
     try:
-        d = json.loads(Path(path).read_text())
         runs = [RunTrace(**r) for r in d.pop("runs")]
-        return LandscapeResult(runs=runs, **d)
-    except (OSError, ValueError, TypeError, KeyError) as e:
-        raise InvalidArgumentError(f"{path} is not a landscape.json written by zoo: {e}") from None
+        result = LandscapeResult(runs=runs, **d)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise InvalidArgumentError(f"{path} {_NOT_OURS}: {one_line(str(e), 200)}") from None
+    if not isinstance(result.config, dict):
+        raise InvalidArgumentError(f"{path} {_NOT_OURS}: field 'config' is not an object")
+    return result
+
+
+def _config_of(result: LandscapeResult, path: str | os.PathLike[str]) -> LandscapeConfig:
+    """The recorded config, checked as a new one is (unknown keys, types and ranges); missing keys take defaults."""
+    try:
+        return LandscapeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in result.config.items()})
+    except (*_BAD_VALUES, InvalidArgumentError) as e:
+        raise InvalidArgumentError(f"{path} {_NOT_OURS}: its config: {one_line(str(e), 200)}") from None
 
 
 def redraw_landscape(json_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
@@ -409,14 +425,20 @@ def redraw_landscape(json_path: str | os.PathLike[str], out_dir: str | os.PathLi
     """Redraw the figures of a saved study; nothing is trained.
 
     The summary is recomputed from the recorded runs and ``landscape.json`` is written again, with the
-    figures, to ``out_dir`` (default: the JSON's folder).
+    figures, to ``out_dir`` (default: the JSON's folder). A file whose values are not what zoo wrote is
+    one ``InvalidArgumentError`` naming it.
     """
     result = _load_result(json_path)
-    config = LandscapeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in result.config.items()})
-    result.summary, result.bn_effect = summarize(result.runs, config)
+    config = _config_of(result, json_path)
+    result.config = {**asdict(config), **{k: v for k, v in result.config.items() if k not in asdict(config)}}
     out = Path(out_dir) if out_dir is not None else Path(json_path).parent
-    out.mkdir(parents=True, exist_ok=True)
-    result.paths = [str(out / "landscape.json")] + [str(p) for p in landscape_figures(result, out)]
+    try:
+        result.summary, result.bn_effect = summarize(result.runs, config)
+        out.mkdir(parents=True, exist_ok=True)
+        result.paths = [str(out / "landscape.json")] + [str(p) for p in landscape_figures(result, out)]
+    except _BAD_VALUES as e:
+        raise InvalidArgumentError(f"{json_path} {_NOT_OURS}: its runs cannot be redrawn "
+                                   f"({type(e).__name__}: {one_line(str(e), 200)})") from None
     _write_json(result, out / "landscape.json")
     return result
 

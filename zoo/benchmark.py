@@ -55,13 +55,16 @@ from .backends import (
     prepare,
     resolve_auto,
 )
-from .errors import InvalidArgumentError, summarize
-from .fileio import atomic_write_text
+from .errors import InvalidArgumentError, ZooError, one_line, summarize
+from .fileio import atomic_write_text, read_json
 from .machine import cpu_description, device_name
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
 
 _logger = logging.getLogger(__name__)
+
+MAX_BATCH_SIZE = 65_536  # zoo bench -b: more is a typo, not a benchmark
+MAX_INPUT_BYTES = 2 << 30  # one input batch
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -110,6 +113,30 @@ class Peak:
 def peak_cache_path() -> Path:
     """``$XDG_CACHE_HOME/zoo/peak.json`` (``~/.cache/zoo/peak.json``)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "zoo" / "peak.json"
+
+
+def _read_peaks(cache: Path) -> dict[str, Any]:
+    """The peak cache's entries; a damaged or foreign file is ignored with a warning (and rewritten)."""
+    if not cache.is_file():
+        return {}
+    try:
+        stored = read_json(cache, "zoo's peak cache")
+    except ZooError as e:
+        _logger.warning("ignoring the unreadable peak cache: %s", e)
+        return {}
+    if not isinstance(stored, dict):
+        _logger.warning("ignoring the peak cache %s: it holds a %s, not an object", cache, type(stored).__name__)
+        return {}
+    return stored
+
+
+def _peak_of(entry: Any) -> Peak:
+    peak = Peak(**entry)
+    for value in (peak.fp32, peak.bf16):
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and math.isfinite(value) and value > 0):
+            raise ValueError(f"not a peak: {value!r}")
+    return peak
 
 
 def _peak_key(device: torch.device, threads: int) -> str:
@@ -173,17 +200,12 @@ def measure_peak(device: str | torch.device = "cpu", *, threads: int | None = No
     threads = threads or torch.get_num_threads()
     cache = cache or peak_cache_path()
     key = _peak_key(device, threads)
-    stored: dict[str, Any] = {}
-    if cache.is_file():
-        try:
-            stored = json.loads(cache.read_text())
-        except (OSError, ValueError) as e:
-            _logger.warning("ignoring unreadable peak cache %s: %s", cache, e)
+    stored = _read_peaks(cache)
     if key in stored and not refresh:
         try:
-            return Peak(**stored[key])
-        except TypeError:  # written by another version of zoo: measure again
-            pass
+            return _peak_of(stored[key])
+        except (TypeError, ValueError):  # written by another version of zoo, or damaged: measure again
+            _logger.warning("ignoring the damaged entry %r of the peak cache %s: measuring again", key, cache)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -444,8 +466,9 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
     t_start = time.perf_counter()
     if not models:
         raise InvalidArgumentError("no model to benchmark")
-    if not batch_sizes or any(b < 1 for b in batch_sizes):
-        raise InvalidArgumentError(f"batch sizes must be positive, got {list(batch_sizes)}")
+    if not batch_sizes or any(not 1 <= b <= MAX_BATCH_SIZE for b in batch_sizes):
+        raise InvalidArgumentError(f"batch sizes must be in 1..{MAX_BATCH_SIZE:,}, got "
+                                   f"{one_line(str(list(batch_sizes)), 200)}")
     thread_list = [int(t) for t in threads] if threads else [torch.get_num_threads()]
     if any(not 1 <= t <= 1024 for t in thread_list):
         raise InvalidArgumentError(f"thread counts must be in 1..1024, got {thread_list}")
@@ -517,7 +540,7 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
                         _logger.info("%s on %s, %s threads: prepared %s (%s)", name, device, t, "+".join(key[0]),
                                      settings[key].status)
             live = [settings[k] for k in dict.fromkeys(wanted.values()) if settings[k].status == "ok"]
-            x = torch.randn(b, *input_size, generator=torch.Generator().manual_seed(seed)).to(device)
+            x = _input_batch(b, input_size, seed, device)
             for s in live:
                 _warm_up(s, x, timer, warmup)
             live = [s for s in live if s.batch_status == "ok"]
@@ -533,6 +556,19 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
             _logger.info("%s on %s, batch %d: %s", name, device, b,
                          ", ".join(f"{r.backend}@{r.threads}: {r.images_per_s or 0:.0f} img/s" for r in group.values()))
     return rows
+
+
+def _input_batch(b: int, input_size: tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
+    """A random batch of ``b`` inputs; one beyond ``MAX_INPUT_BYTES`` or the memory at hand is a one-line error."""
+    size = 4 * b * math.prod(input_size)
+    if size > MAX_INPUT_BYTES:
+        raise InvalidArgumentError(f"batch size {b:,} needs {size / 2**30:,.1f} GiB of input alone, more than the "
+                                   f"{MAX_INPUT_BYTES / 2**30:g} GiB zoo bench allows; choose a smaller -b")
+    try:
+        return torch.randn(b, *input_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError is a RuntimeError
+        raise InvalidArgumentError(f"batch size {b:,} does not fit in memory ({summarize(e)}); choose a smaller -b"
+                                   ) from None
 
 
 def _warm_up(s: _Setting, x: torch.Tensor, timer: _Timer, warmup: int) -> None:

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 
 from .builder import create
 from .data import Split, batches, load_split
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, one_line
 from .evaluate import evaluate
-from .fileio import atomic_write_text, strict_json
+from .fileio import atomic_write_text, read_json, strict_json
 from .machine import hardware_description
 
 __all__ = ["TransferConfig", "PRESETS", "transfer_config", "run_transfer", "redraw_transfer", "transfer_figure"]
@@ -223,19 +223,21 @@ def run_transfer(config: TransferConfig, *, out_dir: str | os.PathLike[str], dat
 def redraw_transfer(json_path: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None = None
                     ) -> dict[str, Any]:
     """Redraw the figure of a saved ``transfer.json`` and re-derive its summary from the curves (nothing is
-    trained)."""
-    try:
-        result = json.loads(Path(json_path).read_text())
-        result["runs"]["transfer"]["test_top1"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgumentError(f"{json_path} is not a transfer.json written by zoo analyze transfer "
-                                   f"({exc})") from None
-    levels = tuple(result["config"]["accuracy_levels"])
-    result["final"] = _final(result["runs"], levels)  # derived from the recorded curves, so re-derived here
-    result["agrees_with_report_003"] = _claims(result["runs"], result["final"])
-    atomic_write_text(Path(json_path), json.dumps(strict_json(result), indent=2) + "\n")
+    trained). A file whose values are not what zoo wrote is one ``InvalidArgumentError`` naming it."""
+    result = read_json(json_path, "a transfer.json written by zoo analyze transfer")
     out = Path(out_dir) if out_dir else Path(json_path).parent
-    result["paths"] = [str(json_path), str(transfer_figure(result, out / "transfer.png"))]
+    try:
+        levels = tuple(float(v) for v in result["config"]["accuracy_levels"])
+        result["final"] = _final(result["runs"], levels)  # derived from the recorded curves, so re-derived here
+        result["agrees_with_report_003"] = _claims(result["runs"], result["final"])
+        figure = transfer_figure(result, out / "transfer.png")
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as exc:
+        what = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) and exc.args else \
+            f"{type(exc).__name__}: {one_line(str(exc), 200)}"
+        raise InvalidArgumentError(f"{json_path} is not a transfer.json written by zoo analyze transfer "
+                                   f"({what})") from None
+    atomic_write_text(Path(json_path), json.dumps(strict_json(result), indent=2) + "\n")
+    result["paths"] = [str(json_path), str(figure)]
     return result
 
 
