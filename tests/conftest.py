@@ -1,7 +1,11 @@
-"""Shared test helpers.
+"""Shared test helpers, and the suite's time budget (tests/README.md).
 
 Real-data tests read the datasets from ``ZOO_DATA``: they are skipped when it is unset and fail when
 it is set but the dataset is missing there (CI sets it, so a missing dataset fails CI).
+
+Under pytest-xdist (``-n 2``, the README's command) each worker computes on one thread, so two workers
+share two cores without contention. A quick-tier test (neither ``slow`` nor ``full_data``) that runs
+longer than ``QUICK_LIMIT_S`` is listed at the end of the run: mark it, or make it cheaper.
 """
 
 from __future__ import annotations
@@ -11,6 +15,21 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
+
+QUICK_LIMIT_S = 5.0
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported: its thread pool reads this once
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    over = sorted(((r.duration, r.nodeid) for r in terminalreporter.stats.get("passed", [])
+                   if r.when == "call" and r.duration > QUICK_LIMIT_S and not {"slow", "full_data"} & set(r.keywords)),
+                  reverse=True)
+    if over:
+        terminalreporter.section(f"quick-tier tests over {QUICK_LIMIT_S:g} s (mark them slow: tests/README.md)")
+        for duration, nodeid in over:
+            terminalreporter.write_line(f"{duration:7.1f}s {nodeid}")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from zoo.cli import cli
 from zoo.data import Split, load_sample
 
 FIGURES = ("loss_landscape.png", "gradient_predictiveness.png", "beta_smoothness.png", "loss_curves.png")
+pytestmark = pytest.mark.xdist_group("analyze")  # one worker runs the module's study once (module fixtures)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,6 +24,7 @@ from conftest import require_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = zoo.get_weights("resnet20.cifar10")
+pytestmark = pytest.mark.xdist_group("install")  # one worker builds the wheel once (module fixture)
 
 
 @pytest.fixture(scope="module")
