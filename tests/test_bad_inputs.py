@@ -342,7 +342,7 @@ def _bad_transfer(tmp: Path) -> None:
 def _fixed_batch_onnx(tmp: Path) -> None:
     from zoo.export import to_onnx
 
-    to_onnx(zoo.create("lenet_cifar").eval(), tmp / "b2.onnx", input_size=(3, 32, 32), batch=2)
+    to_onnx(zoo.create("lenet_cifar", weights="default").eval(), tmp / "b2.onnx", input_size=(3, 32, 32), batch=2)
 
 
 def _constant_output_onnx(tmp: Path) -> None:
