@@ -10,7 +10,8 @@ through to ``zoo.create``. Each entry point's docstring names the checkpoint it 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 

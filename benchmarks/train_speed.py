@@ -149,7 +149,8 @@ def part_steps(models: list[str], rounds: int, seconds: float, peak: Any,
         for key, (_, batch) in steppers.items():  # old, new and, when asked, new+compile
             ips = statistics.median(times[key])
             row[key] = {"batch_size": batch, "images_per_s": ips, "gflop_per_s": ips * flops / 1e9,
-                        "share_of_bf16_peak": ips * flops / 1e9 / peak.bf16 if peak.bf16 else None, "rounds": times[key]}
+                        "share_of_bf16_peak": ips * flops / 1e9 / peak.bf16 if peak.bf16 else None,
+                        "rounds": times[key]}
         row["speedup"] = row["new"]["images_per_s"] / row["old"]["images_per_s"]
         if compile_s is not None:
             row["new+compile"]["compile_s"] = compile_s
@@ -304,9 +305,11 @@ def render(data: dict[str, Any]) -> str:
                   " | final top-1 | hardware |", "|---|---|---:|---:|" + "---:|" * len(thresholds) + "---:|---|"]
         for r in part["results"]:
             cells = [f"{r['reached'][str(t)]:.1f}" if str(t) in r["reached"] else "-" for t in thresholds]
-            epochs = f"{r['epochs_done']}" if r["epochs_done"] == r["epochs"] else f"{r['epochs_done']} of {r['epochs']}"
+            done = r["epochs_done"]
+            epochs = f"{done}" if done == r["epochs"] else f"{done} of {r['epochs']}"
             final = (f"{r['final_top1']:.2f}" if r["final_top1"] is not None else
-                     f"(training; {r['last_test_top1']:.2f} so far)" if r["last_test_top1"] is not None else "(training)")
+                     f"(training; {r['last_test_top1']:.2f} so far)" if r["last_test_top1"] is not None
+                     else "(training)")
             lines.append(f"| `{r['run']}` | `{r['recipe']}` | {epochs} | {r['minutes']:.1f} | " + " | ".join(cells) +
                          f" | {final} | {r['hardware']} |")
         lines.append("")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import require_dataset
 
 import zoo
 import zoo.backends
+from conftest import require_dataset
 from zoo.cli import cli
 from zoo.data import load_sample
 from zoo.evaluate import evaluate, evaluate_model

@@ -22,10 +22,9 @@ from safetensors.torch import load_file
 
 import zoo
 import zoo.train as train_mod
+from conftest import require_dataset
 from zoo.recipes import Recipe
 from zoo.train import train
-
-from conftest import require_dataset
 
 pytestmark = [pytest.mark.full_data, pytest.mark.slow]
 

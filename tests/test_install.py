@@ -18,9 +18,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.weights import sha256_file
-
 from conftest import require_dataset
+from zoo.weights import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = zoo.get_weights("resnet20.cifar10")

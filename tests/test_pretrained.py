@@ -15,13 +15,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import zoo
+from conftest import require_dataset
 from zoo.data import load_sample
 from zoo.evaluate import evaluate, evaluate_model
 from zoo.predict import predict
 from zoo.recipes import Recipe
 from zoo.train import train
-
-from conftest import require_dataset
 
 ALL = zoo.list_models()
 CIFAR = zoo.get_weights("resnet20.cifar10")

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import require_dataset
 
 import zoo
 import zoo.backends
+from conftest import require_dataset
 from zoo.builder import count_flops
 from zoo.data import Split
 from zoo.evaluate import evaluate_model

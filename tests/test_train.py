@@ -16,11 +16,10 @@ from safetensors.torch import load_file
 import zoo
 import zoo.optim
 import zoo.train as train_mod
+from conftest import require_dataset
 from zoo.optim import Lookahead, create_optimizer, create_scheduler, lr_at
 from zoo.recipes import Recipe, get_recipe, parse_overrides, resolve_recipe
 from zoo.train import train
-
-from conftest import require_dataset
 
 
 def _tiny(**changes: object) -> Recipe:

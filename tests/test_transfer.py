@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from zoo.transfer import redraw_transfer, run_transfer, transfer_config
-
 from conftest import require_dataset
+from zoo.transfer import redraw_transfer, run_transfer, transfer_config
 
 
 @pytest.mark.full_data

@@ -19,10 +19,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import SystemPayload, TouchPayload
-
 import zoo
 import zoo.weights as zw
+from conftest import SystemPayload, TouchPayload
 from zoo import registry
 from zoo.builder import count_flops, count_params
 from zoo.data import get_dataset_spec

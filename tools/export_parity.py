@@ -36,8 +36,8 @@ def main() -> int:
              "| weights | images | eager top-1 (%) | onnxruntime top-1 (%) | images whose top-1 differs |",
              "|---|---:|---:|---:|---:|"]
     for row in rows:
-        lines.append(f"| `{row['weights']}` | {row['images']:,} | {row['eager_top1']:.2f} | {row['backend_top1']:.2f} | "
-                     f"{row['disagreeing_images']} |")
+        lines.append(f"| `{row['weights']}` | {row['images']:,} | {row['eager_top1']:.2f} | "
+                     f"{row['backend_top1']:.2f} | {row['disagreeing_images']} |")
     (RESULTS / "export_parity.md").write_text("\n".join(lines) + "\n")
     return 0 if all(r["identical"] for r in rows) else 1
 

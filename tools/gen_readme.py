@@ -78,7 +78,8 @@ def landscape_table() -> str:
     data = json.loads(path.read_text())
     summary, cfg = data["summary"], data["config"]
     models = list(summary)
-    rows = [f"{cfg.get('steps', '?')} steps per run; wall time {data['wall_s'] / 60:.1f} min on {data['hardware']}.", "",
+    rows = [f"{cfg.get('steps', '?')} steps per run; wall time {data['wall_s'] / 60:.1f} min on {data['hardware']}.",
+            "",
             "| measure | " + " | ".join(f"`{m}`" for m in models) + " |", "|---|" + "---:|" * len(models)]
     measures = [("loss band (max - min over learning rates), mean over steps", "all_steps", "loss_band_mean"),
                 ("the same, second half of the steps", "second_half", "loss_band_mean"),

@@ -295,7 +295,8 @@ def _open_torchvision(spec: DatasetSpec, split: str, root: Path, origin: str, do
 
 
 def _read_cifar(spec: DatasetSpec, split: str, root: Path) -> SimpleNamespace:
-    """The split's batch files read with ``zoo.cifar_files`` (no code can run), as torchvision's ``data``/``targets``."""
+    """The split's batch files read with ``zoo.cifar_files`` (no code can run), as torchvision's
+    ``data``/``targets``."""
     cls = _tv_class(spec)
     listed = cls.train_list if split == "train" else cls.test_list
     labels_key = "fine_labels" if spec.name == "cifar100" else "labels"

@@ -10,9 +10,10 @@ whose probabilities can differ from fp32 in the third decimal); ``eager`` is the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn

@@ -17,8 +17,9 @@ import fnmatch
 import importlib
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from .errors import UnknownModelError
 from .metadata import Weights

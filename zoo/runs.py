@@ -196,7 +196,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 1e12
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and abs(value) < 1e12)
 
 
 def _read_log(path: Path) -> list[dict[str, Any]]:

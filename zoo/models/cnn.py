@@ -18,8 +18,6 @@ Layer specs are tuples: ``("conv", out, kernel, padding)``, ``("pool", kernel, s
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 import torch.nn as nn
 
@@ -29,7 +27,7 @@ from ._head import ClassifierMixin, run_head
 
 __all__ = ["ConvNet"]
 
-Spec = Union[str, tuple]
+Spec = str | tuple
 
 _LENET = [("conv", 32, 5, 2), "relu", ("pool", 2, 2), ("conv", 64, 5, 2), "relu", ("pool", 2, 2),
           ("conv", 128, 5, 2), "relu", ("pool", 2, 2)]
@@ -56,7 +54,8 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
     ),
     "cnn3_fc1000_bn_dropout": (
         Weights(
-            arch="cnn3_fc1000_bn_dropout", tag="cifar10", file_name="cnn3_fc1000_bn_dropout.cifar10-6b37564b.safetensors",
+            arch="cnn3_fc1000_bn_dropout", tag="cifar10",
+            file_name="cnn3_fc1000_bn_dropout.cifar10-6b37564b.safetensors",
             sha256="6b37564ba87a8f24ada2394cbe96265ed76ce9e3b2fc21f1c5a090d2a0c222b0",
             dataset="cifar10",
             metrics=Metrics(top1=87.88, top5=99.48, loss=0.428608, split="test",

@@ -14,8 +14,6 @@ Papers: K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recog
 
 from __future__ import annotations
 
-from typing import Type, Union
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -125,7 +123,7 @@ class Bottleneck(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-Block = Type[Union[BasicBlock, Bottleneck]]
+Block = type[BasicBlock | Bottleneck]
 
 
 class ResNet(ClassifierMixin, nn.Module):
