@@ -1,5 +1,19 @@
 """Model families. Importing this package registers every architecture."""
 
-from . import cnn, fastnet, mlp, resnet, torchvision_models, vgg  # noqa: F401  (registration on import)
+from . import (  # noqa: F401  (registration on import)
+    cnn,
+    densenet,
+    fastnet,
+    mlp,
+    mobilenetv2,
+    preact_resnet,
+    repvgg,
+    resnet,
+    shufflenetv2,
+    torchvision_models,
+    vgg,
+    wide_resnet,
+)
 
-__all__ = ["cnn", "fastnet", "mlp", "resnet", "torchvision_models", "vgg"]
+__all__ = ["cnn", "densenet", "fastnet", "mlp", "mobilenetv2", "preact_resnet", "repvgg", "resnet", "shufflenetv2",
+           "torchvision_models", "vgg", "wide_resnet"]
