@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
+from .builder import deploy_form
 from .errors import InvalidArgumentError, ZooError, summarize
 from .fileio import check_zip, regular_file
 from .machine import cpu_class, cpu_has_bf16
@@ -484,7 +485,8 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
     missing = missing_dependency(mods)
     if missing:
         raise _missing_error(f"backend {'+'.join(mods)}", missing)
-    p = Runner(copy.deepcopy(model).eval().to(device), device, tuple(input_size), mods, threads, workdir, name,
+    module = deploy_form(copy.deepcopy(model), inplace=True)  # e.g. RepVGG runs re-parameterised
+    p = Runner(module.eval().to(device), device, tuple(input_size), mods, threads, workdir, name,
                calibration=calibration)
     for mod in mods:
         p = BACKENDS[mod][0](p)

@@ -7,6 +7,7 @@ torchvision's.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import logging
@@ -23,7 +24,7 @@ from .registry import get_entry, parse_model_name
 from .specs import get_dataset_spec
 
 __all__ = ["create", "pretrained_cfg", "model_info", "ModelInfo", "LayerRow", "layer_summary", "count_params",
-           "count_flops"]
+           "count_flops", "deploy_form"]
 
 _logger = logging.getLogger(__name__)
 
@@ -90,6 +91,21 @@ def pretrained_cfg(name: str, model: nn.Module, weights: Weights | None = None) 
     return {**cfg, "architecture": name, "first_conv": first, "classifier": getattr(model, "classifier_path", ""),
             "weights": weights.name if weights is not None else None,
             "sha256": weights.sha256 if weights is not None else None}
+
+
+def deploy_form(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """The form of ``model`` to export and run: re-parameterised when it has ``reparameterize()`` (RepVGG's
+    branches fused into one conv per block), else ``model`` itself.
+
+    The caller's model is left as it is (a re-parameterised copy is returned) unless ``inplace``, for a caller
+    that already holds its own copy.
+    """
+    if not callable(getattr(model, "reparameterize", None)):
+        return model
+    if not inplace:
+        model = copy.deepcopy(model)
+    _logger.debug("%s re-parameterised to its deploy form", type(model).__name__)
+    return model.reparameterize()  # type: ignore[operator]
 
 
 def count_params(model: nn.Module) -> int:

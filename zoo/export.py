@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .builder import deploy_form
 from .errors import InvalidArgumentError, ZooError, summarize
 from .fileio import atomic_path, replace_into
 
@@ -54,7 +55,7 @@ def to_onnx(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple
     import onnx
 
     path = Path(path)
-    model = model.eval()
+    model = deploy_form(model).eval()
     n = 2 if batch == "dynamic" else int(batch)
     x = torch.randn(n, *input_size)
     with atomic_path(path) as tmp:  # the file appears whole, or not at all
@@ -91,7 +92,7 @@ def to_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[
     path = Path(path)
     n = 2 if batch == "dynamic" else int(batch)
     dyn = ({0: torch.export.Dim("batch", min=1, max=65536)},) if batch == "dynamic" else None
-    program = torch.export.export(model.eval(), (torch.randn(n, *input_size),), dynamic_shapes=dyn)
+    program = torch.export.export(deploy_form(model).eval(), (torch.randn(n, *input_size),), dynamic_shapes=dyn)
     with atomic_path(path) as tmp:
         torch.export.save(program, str(tmp))
     return path, "torch.export"
@@ -101,7 +102,7 @@ def to_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size
     import warnings
 
     path = Path(path)
-    model = model.eval()
+    model = deploy_form(model).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still what many deploy
         try:
@@ -137,7 +138,7 @@ def to_openvino(model: nn.Module, path: str | os.PathLike[str], *, input_size: t
     n = 2 if batch == "dynamic" else int(batch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # convert_model traces with torch.jit
-        ov_model = ov.convert_model(model.eval(), example_input=torch.randn(n, *input_size),
+        ov_model = ov.convert_model(deploy_form(model).eval(), example_input=torch.randn(n, *input_size),
                                     input=[ov.PartialShape([-1 if batch == "dynamic" else n, *input_size])])
     moved = _bias_after_max_pools(ov_model)
     for key, value in (metadata or {}).items():
