@@ -523,9 +523,7 @@ def _check_state(state: dict[str, Any], path: Path, epochs: int) -> None:
     model = json_field(state, "model", dict, path, what=what)
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items()):
         raise ZooError(f"{path} cannot be read as {what}: field 'model' is not a state dict of tensors")
-    optimizer = json_field(state, "optimizer", dict, path, what=what)
-    json_field(optimizer, "param_groups", list, f"{path} (optimizer)", what=what)
-    json_field(optimizer, "state", dict, f"{path} (optimizer)", what=what)
+    json_field(state, "optimizer", dict, path, what=what)  # its inside is the optimizer's (or chain's): _restore
     for key in ("ema", "lookahead"):
         json_field(state, key, dict, path, default=None, what=what)
 
