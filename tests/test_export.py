@@ -39,13 +39,23 @@ def test_every_architecture_exports_to_onnx_with_parity(name: str, tmp_path: Pat
     assert {p.batch_size for p in r.parity} == {2, 7}  # dynamic batch
 
 
+def test_a_pt2_or_torchscript_file_needs_trust(tmp_path: Path) -> None:
+    from zoo.backends import UntrustedArtefactError
+
+    r = export_model("lenet_cifar", "torchscript", out=tmp_path / "l.ts.pt")
+    with pytest.raises(UntrustedArtefactError, match="--trust-artefact"):
+        load(r.path)
+    assert load(r.path, trust=True)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 @pytest.mark.parametrize("fmt", ["pt2", "torchscript", "openvino"])
 @pytest.mark.parametrize("name", ["resnet20", "vgga_light", "cnn_32_64_mnist"])
 def test_pt2_torchscript_and_openvino_parity(name: str, fmt: str, tmp_path: Path) -> None:
     r = export_model(name, fmt, out=tmp_path / f"{name}.{'xml' if fmt == 'openvino' else fmt}")
     assert r.ok and all(p.max_abs_diff <= ATOL * max(1.0, p.logit_scale) for p in r.parity)
     assert {p.batch_size for p in r.parity} == {2, 7}  # dynamic batch
-    runner = load(r.path, {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt])
+    runner = load(r.path, {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt],
+                  trust=True)  # made here; a pt2 or TorchScript file from elsewhere is refused without it
     assert runner.spec == {"pt2": "pt2", "torchscript": "torchscript", "openvino": "openvino"}[fmt]
     assert runner(torch.randn(3, *zoo.model_info(name).input_size)).shape == (3, zoo.model_info(name).num_classes)
     if fmt == "openvino":  # two files, both in place, nothing staged left behind
