@@ -41,11 +41,12 @@ def test_every_architecture_exports_to_onnx_with_parity(name: str, tmp_path: Pat
 
 def test_a_pt2_or_torchscript_file_needs_trust(tmp_path: Path) -> None:
     from zoo.backends import UntrustedArtefactError
+    from zoo.export import to_torchscript
 
-    r = export_model("lenet_cifar", "torchscript", out=tmp_path / "l.ts.pt")
+    path, _ = to_torchscript(zoo.create("lenet_cifar").eval(), tmp_path / "l.ts.pt", input_size=(3, 32, 32))
     with pytest.raises(UntrustedArtefactError, match="--trust-artefact"):
-        load(r.path)
-    assert load(r.path, trust=True)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+        load(path)
+    assert load(path, trust=True)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "torchscript", "openvino"])
