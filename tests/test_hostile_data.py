@@ -214,6 +214,18 @@ def test_fixed_batch_onnx_is_evaluated_in_chunks(tmp_path: Path) -> None:
     assert r.num_images == 13 and r.parity["identical"]
 
 
+@pytest.mark.slow  # an OpenVINO conversion: 10-15 s on 2 shared cores
+def test_fixed_batch_openvino_is_evaluated_in_chunks(tmp_path: Path) -> None:
+    from zoo.evaluate import evaluate_model
+    from zoo.export import to_openvino
+
+    to_openvino(zoo.create("lenet_cifar", weights="default").eval(), tmp_path / "b2.xml", input_size=(3, 32, 32),
+                batch=2)
+    r = evaluate_model("lenet_cifar", "cifar10", limit=13, batch_size=5, backend="openvino",
+                       artefact=str(tmp_path / "b2.xml"))
+    assert r.num_images == 13 and r.parity["identical"]
+
+
 def test_the_evaluation_loop_is_one_error_boundary() -> None:
     import torch
 
