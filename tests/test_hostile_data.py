@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SystemPayload, TouchPayload
 from test_bad_inputs import PRINTING_MODULE, _fixed_batch_onnx, _payload_pt2, _printing_torchscript
 
 import zoo
+from conftest import SystemPayload, TouchPayload
 from zoo.cifar_files import UnsafeDataFileError, read_batch
 from zoo.data import load_split
 from zoo.errors import DatasetError, ZooError
