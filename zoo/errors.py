@@ -48,14 +48,16 @@ def summarize(exc: BaseException, *, last: bool = False, limit: int = 200) -> st
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror[:limit]
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    lines = [line for line in lines if not _WHERE_LINES.match(line)] or lines
-    if not lines:
-        return type(exc).__name__
+    reasons = [line for line in lines if not _WHERE_LINES.match(line)]
+    if not reasons:
+        return lines[0][:limit] if lines else type(exc).__name__
     if last:
-        return lines[-1][:limit]
-    head = lines[0]
-    if head.endswith(":") and len(lines) > 1:  # "FrontEnd API failed with GeneralFailure:" + the reason
-        head = f"{head} {lines[1]}"
+        return reasons[-1][:limit]
+    if len(reasons) < len(lines):  # a runtime's trace (OpenVINO): its reason lines, together
+        return ": ".join(r.rstrip(":") for r in reasons)[:limit]
+    head = reasons[0]
+    if head.endswith(":") and len(reasons) > 1:  # "failed with GeneralFailure:" + the reason
+        head = f"{head} {reasons[1]}"
     return head[:limit]
 
 
