@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SystemPayload, TouchPayload
 from safetensors.torch import save_file
 
 import zoo
+from conftest import SystemPayload, TouchPayload
 from zoo.cli import eval_main, main
 from zoo.weights import save_checkpoint
 
@@ -522,7 +522,8 @@ CASES.update({
     "artefact: pt2 payload, --backend pt2": Case(ART + ["evil.pt2", "--backend", "pt2"], 1, "can run code",
                                                  _payload_pt2),
     "artefact: torchscript that prints": Case(ART + ["printing.pt", "--backend", "torchscript", "--json"], 1,
-                                              "torchscript artefact, a format that can run code", _printing_torchscript),
+                                              "torchscript artefact, a format that can run code",
+                                              _printing_torchscript),
     # 2. writes outside the intended place
     "train: --out a folder of user files": Case(TRAIN + ["--out", "home"], 1, "is not a zoo run", _user_folder),
     "train: --out a folder of user files, --resume": Case(TRAIN + ["--out", "home", "--resume"], 1,
