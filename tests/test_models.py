@@ -68,7 +68,9 @@ def test_same_seed_same_weights(name: str) -> None:
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
 
-@pytest.mark.parametrize("name", ["resnet20", "vgg11_bn", "lenet_cifar", "mlp_60_40_20_bn", "cnn_32_64_mnist"])
+@pytest.mark.parametrize("name", ["resnet20", "vgg11_bn", "lenet_cifar", "mlp_60_40_20_bn", "cnn_32_64_mnist",
+                                  "mobilenetv2_x0_5", "shufflenetv2_x0_5", "repvgg_a0", "preactresnet18", "wrn16_8",
+                                  "densenet_bc_100_k12"])
 def test_num_classes_and_in_chans(name: str) -> None:
     info = zoo.model_info(name)
     in_chans = 1 if info.input_size[0] == 3 else 3
