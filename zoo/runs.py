@@ -17,6 +17,7 @@ zoo names them are removed.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -24,6 +25,7 @@ import math
 import os
 import re
 import shlex
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,14 +119,18 @@ def check_run_dir(out: Path) -> None:
 
 
 def _open_lock(out: Path, flags: int) -> IO[str]:
-    """``out/.lock`` opened without following a symlink (which could make zoo create a file elsewhere)."""
+    """``out/.lock`` opened without following a symlink (which could make zoo create a file elsewhere) and
+    without blocking (a FIFO there would); anything but a regular file is refused."""
     try:
-        fd = os.open(out / ".lock", flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(out / ".lock", flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
     except OSError as exc:
-        if exc.errno == 40 or (out / ".lock").is_symlink():  # ELOOP: the lock is a symlink
+        if exc.errno == errno.ELOOP or (out / ".lock").is_symlink():
             raise InvalidArgumentError(f"{out / '.lock'} is a symlink; a run's lock must be a file of the run "
                                        f"(remove the link)") from None
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidArgumentError(f"{out / '.lock'} is not a regular file; a run's lock must be one (remove it)")
     return os.fdopen(fd, "a+" if flags & os.O_CREAT else "r")
 
 
