@@ -123,7 +123,8 @@ def _damaged_state(tmp: Path) -> None:
 def _state_with_payload(tmp: Path) -> None:
     run = tmp / "run"
     run.mkdir()
-    torch.save({"model": {}, "optimizer": {}, "epoch": 1, "history": [], "recipe": {}, "x": SystemPayload(tmp / "marker")},
+    torch.save({"model": {}, "optimizer": {}, "epoch": 1, "history": [], "recipe": {},
+                "x": SystemPayload(tmp / "marker")},
                run / "state.pt")
 
 
@@ -380,7 +381,8 @@ CASES: dict[str, Case] = {
                                       lambda tmp: _safetensors_with_header(tmp / "l.safetensors", b"[1, 2]")),
     "weights: deeply nested header": Case(EVAL + W + ["nested.safetensors"], 1, "corrupt or truncated", _nested),
     "weights: pickle payload": Case(EVAL + W + ["evil.pth"], 1, "refused for safety", _pickled_state),
-    "weights: garbage .pth": Case(EVAL + W + ["g.pth"], 1, "refused for safety|corrupt", _write("g.pth", b"\x80\x04garbage")),
+    "weights: garbage .pth": Case(EVAL + W + ["g.pth"], 1, "refused for safety|corrupt",
+                                  _write("g.pth", b"\x80\x04garbage")),
     "weights: other architecture": Case(EVAL + W + ["r20.safetensors"], 1, "resnet20", _resnet20_file),
     "weights: missing keys": Case(EVAL + W + ["partial.pth"], 1, "missing keys", _missing_keys),
     "weights: int8 tensors": Case(EVAL + W + ["int8.safetensors"], 1, "integer tensors where", _int8_state),
@@ -396,7 +398,8 @@ CASES: dict[str, Case] = {
     "data: garbage batch file": Case(EVAL + ["--data-dir", "data"], 1, "not a readable CIFAR batch file",
                                      lambda tmp: _cifar_dir(tmp, b"garbage") and None),
     "data: payload in batch file": Case(EVAL + ["--data-dir", "data"], 1, "not a plain CIFAR batch file",
-                                        lambda tmp: _cifar_dir(tmp, pickle.dumps(SystemPayload(tmp / "marker"))) and None),
+                                        lambda tmp: _cifar_dir(tmp, pickle.dumps(SystemPayload(tmp / "marker")))
+                                        and None),
     "data: batch holds a list": Case(EVAL + ["--data-dir", "data"], 1, "holds a list",
                                      lambda tmp: _cifar_dir(tmp, pickle.dumps([1])) and None),
     "data: fails verification": Case(EVAL + ["--data-dir", "data"], 1, "failed verification",
@@ -450,8 +453,8 @@ CASES: dict[str, Case] = {
                                    _file_as_parent),
     "train: damaged state": Case(TRAIN + ["--out", "run", "--resume"], 1, "cannot be resumed: it is damaged",
                                  _damaged_state, needs_data=True),
-    "train: state with a payload": Case(TRAIN + ["--out", "run", "--resume"], 1, "refused for safety", _state_with_payload,
-                                        needs_data=True),
+    "train: state with a payload": Case(TRAIN + ["--out", "run", "--resume"], 1, "refused for safety",
+                                        _state_with_payload, needs_data=True),
     "train: existing run without --resume": Case(TRAIN + ["--out", "run"], 1, "already holds a run", _damaged_state),
     "train: batch larger than the data": Case(TRAIN + ["--set", "batch_size=100000", "--out", "r"], 1,
                                               "exceeds the 256 training images", needs_data=True),
@@ -469,7 +472,8 @@ CASES: dict[str, Case] = {
     "status: recipe.json not a recipe": Case(["status", "run"], 1, "recipe.json cannot be read as a zoo run file",
                                              _write("run/recipe.json", b'"just a string"')),
     # -- export ---------------------------------------------------------------------------------------------
-    "export: --batch 0": Case(["export", "-m", "lenet_cifar", "--batch", "0", "--out", "m.onnx"], 1, "positive integer"),
+    "export: --batch 0": Case(["export", "-m", "lenet_cifar", "--batch", "0", "--out", "m.onnx"], 1,
+                              "positive integer"),
     "export: --batch abc": Case(["export", "-m", "lenet_cifar", "--batch", "abc", "--out", "m.onnx"], 2,
                                 "positive integer"),
     "export: --opset 1": Case(["export", "-m", "lenet_cifar", "--opset", "1", "--out", "m.onnx"], 1,
@@ -502,7 +506,8 @@ CASES: dict[str, Case] = {
     "info: unknown model": Case(["info", "vgg99"], 1, "unknown model 'vgg99'"),
     "list: unknown dataset": Case(["list", "--dataset", "imagenet"], 1, "unknown dataset"),
     "recipes: unknown": Case(["recipes", "fast"], 1, "unknown recipe"),
-    "analyze: one model": Case(["analyze", "landscape", "--models", "vgga", "--out", "ls"], 1, "models must be two names"),
+    "analyze: one model": Case(["analyze", "landscape", "--models", "vgga", "--out", "ls"], 1,
+                               "models must be two names"),
     # -- results that must not be lost ------------------------------------------------------------------
     "eval: --confusion unwritable": Case(EVAL + ["--confusion", "afile/c.png"], 1, "Not a directory|File exists",
                                          _file_as_parent, stdout=r"top-1 .*%"),

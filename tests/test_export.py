@@ -17,14 +17,13 @@ from onnx import numpy_helper
 from PIL import Image
 
 import zoo
+from conftest import require_dataset
 from zoo.backends import backend_of, load
 from zoo.cli import cli
 from zoo.data import batches, calibration_batch, load_for_eval, load_sample
 from zoo.deploy import ATOL, export_model, quantize
 from zoo.evaluate import evaluate
 from zoo.export import ExportError
-
-from conftest import require_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

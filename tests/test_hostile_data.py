@@ -95,7 +95,8 @@ def test_api_refuses_payload_without_running_it(tmp_path: Path, payload_cls: typ
     (pickle.dumps([1, 2, 3], protocol=2), "holds a list, not a dict"),
     (pickle.dumps({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}), "not a uint8 array"),
     (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "not as many labels"),
-    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}), r"labels are not integers in \[0, 10\)"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}),
+     r"labels are not integers in \[0, 10\)"),
     (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}), "has no 'labels' entry"),
 ])
 def test_malformed_batch_files_are_one_line_errors(tmp_path: Path, content: bytes, message: str) -> None:
@@ -140,7 +141,8 @@ def test_zoo_eval_entry_point_refuses_payload(tmp_path: Path) -> None:
     root = _cifar_root(tmp_path)
     marker = tmp_path / "marker"
     _poison(root, "test_batch", SystemPayload(marker))
-    code = "import sys; from zoo.cli import eval_main; sys.argv = ['zoo-eval', '-m', 'lenet_cifar', 'cifar10']; eval_main()"
+    code = ("import sys; from zoo.cli import eval_main; "
+            "sys.argv = ['zoo-eval', '-m', 'lenet_cifar', 'cifar10']; eval_main()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**os.environ, "ZOO_DATA": str(root)})
     assert not marker.exists()

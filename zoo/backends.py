@@ -33,9 +33,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -46,7 +47,8 @@ from .fileio import check_zip, regular_file
 from .machine import cpu_class, cpu_has_bf16
 
 __all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of",
-           "prepare", "load", "precision_of", "parse_backend", "resolve_auto", "auto_table", "auto_rule", "fold_batchnorm",
+           "prepare", "load", "precision_of", "parse_backend", "resolve_auto", "auto_table", "auto_rule",
+           "fold_batchnorm",
            "cpu_has_bf16", "missing_dependency", "AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "CODE_FORMATS",
            "UntrustedArtefactError"]
 
@@ -371,7 +373,7 @@ AUTO_CPU_FP32 = "fold-bn+channels-last"
 AUTO_CUDA = "channels-last+bf16"  # AMP; not measured (no GPU on the machines of the recorded results)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
     """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
     try:

@@ -165,7 +165,7 @@ def _build_on_meta(name: str) -> nn.Module:
         return get_entry(name).fn()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_info(name: str) -> ModelInfo:
     """Describe ``name``: its source, counted vs expected parameters, GFLOPs at its default input, weights.
 
