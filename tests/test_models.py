@@ -160,3 +160,12 @@ def test_zoo_models_in_timm_registry() -> None:
     model = timm.create_model("zoo_resnet20", num_classes=100)
     assert count_params(model) == 269_722 - 650 + 64 * 100 + 100
     assert len(timm.list_models("zoo_*")) == len(ALL)
+
+
+def test_public_figures_name_their_collection_and_the_best_is_the_highest() -> None:
+    entries = [get_entry(n) for n in ALL if get_entry(n).public]
+    assert len(entries) >= 20  # chenyaofo's, kuangliu's and pytorchcv's CIFAR-10 figures (README's peers table)
+    for e in entries:
+        assert all(0 < p.top1 < 100 and p.url.startswith("https://github.com/") and "/" in p.source for p in e.public)
+        assert e.best_public == max(e.public, key=lambda p: p.top1)
+    assert get_entry("resnet20").best_public.top1 == 92.60 and get_entry("lenet_cifar").best_public is None

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import zoo
+from zoo.registry import get_entry
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RESULTS = README.parent / "docs" / "results.csv"
@@ -28,13 +29,16 @@ def results_csv() -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["model", "dataset", "top1", "top1_err", "top5", "top5_err", "param_count", "gflops", "img_size",
-                     "file_size", "dtype", "sha256", "recipe", "train_time_s", "hardware"])
+                     "file_size", "dtype", "sha256", "recipe", "train_time_s", "hardware", "best_public_top1",
+                     "best_public_source"])
     for w in zoo.list_weights():
         m = w.metrics
         top5 = ("", "") if m.top5 is None else (f"{m.top5:.2f}", f"{100 - m.top5:.2f}")
+        best = get_entry(w.arch).best_public
         writer.writerow([w.name, w.dataset, f"{m.top1:.2f}", f"{100 - m.top1:.2f}", *top5, w.num_params,
                          f"{w.gflops:.4f}", w.input_size[-1], w.file_size, w.dtype, w.sha256, w.recipe,
-                         w.train_time_s, w.hardware])
+                         w.train_time_s, w.hardware, "" if best is None else f"{best.top1:.2f}",
+                         "" if best is None else best.source])
     return out.getvalue()
 
 
@@ -68,6 +72,22 @@ def weights_table() -> str:
         rows.append(f"| `{w.name}` | {w.dataset} | {w.metrics.top1:.2f} | {top5} | {w.metrics.loss:.4f} | "
                     f"{'' if reported is None else f'{reported:.2f}'} | `{w.recipe}` | {w.train_time_s / 60:.1f} min | "
                     f"{w.hardware} | `weights/{w.file_name}` ({w.dtype}, {w.file_size / 1e6:.1f} MB) |")
+    return "\n".join(rows)
+
+
+def peers_table() -> str:
+    """Per architecture that another collection publishes a figure for: zoo's checkpoint beside the best one."""
+    rows = ["| model | zoo top-1 (%) | best public top-1 (%) | where | zoo - best (points) |",
+            "|---|---:|---:|---|---:|"]
+    for name in zoo.list_models():
+        entry = get_entry(name)
+        best = entry.best_public
+        if best is None:
+            continue
+        ours = entry.weights[0].metrics.top1 if entry.weights else None
+        gap = "no checkpoint yet" if ours is None else f"{ours - best.top1:+.2f}"
+        rows.append(f"| `{name}` | {'-' if ours is None else f'{ours:.2f}'} | {best.top1:.2f} | "
+                    f"[{best.source}]({best.url}) | {gap} |")
     return "\n".join(rows)
 
 
@@ -119,7 +139,7 @@ def transfer_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"models": model_table, "param-notes": param_notes, "weights": weights_table,
+SECTIONS = {"models": model_table, "param-notes": param_notes, "weights": weights_table, "peers": peers_table,
             "landscape": landscape_table, "transfer": transfer_table}
 
 

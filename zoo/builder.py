@@ -19,7 +19,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import InvalidArgumentError
-from .metadata import Weights, data_config
+from .metadata import PublicResult, Weights, data_config
 from .registry import get_entry, parse_model_name
 from .specs import get_dataset_spec
 
@@ -149,6 +149,7 @@ class ModelInfo:
     flops_note: str
     reported_accuracy: float | None
     weights: tuple[str, ...]
+    public: tuple[PublicResult, ...] = ()  # other collections' published top-1 (registry entry)
 
     @property
     def params_match(self) -> bool:
@@ -192,6 +193,7 @@ def model_info(name: str) -> ModelInfo:
         flops_note=FLOPS_NOTE,
         reported_accuracy=entry.reported_accuracy,
         weights=tuple(w.name for w in entry.weights),
+        public=entry.public,
     )
 
 

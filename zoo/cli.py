@@ -152,6 +152,8 @@ def info_cmd(name: str, as_json: bool) -> None:
     lines.append(f"  GFLOPs:        {info.gflops:.4f} at {size} ({info.flops_note})")
     if info.reported_accuracy is not None:
         lines.append(f"  reported top-1 in the source: {info.reported_accuracy:.2f}%")
+    for p in sorted(info.public, key=lambda p: -p.top1):
+        lines.append(f"  published top-1 elsewhere: {p.top1:.2f}% ({p.source}, {p.url})")
     lines.append(f"  weights:       {', '.join(info.weights) or 'none released yet'}")
     click.echo("\n".join(lines))
     click.echo("\nlayers:")

@@ -15,10 +15,29 @@ from typing import Any
 from .errors import InvalidArgumentError
 from .specs import get_dataset_spec
 
-__all__ = ["Metrics", "Weights", "SAFETENSORS_SUFFIX", "STORAGE_DTYPES", "data_config"]
+__all__ = ["Metrics", "Weights", "PublicResult", "SAFETENSORS_SUFFIX", "STORAGE_DTYPES", "data_config",
+           "CHENYAOFO", "KUANGLIU", "PYTORCHCV"]
 
 SAFETENSORS_SUFFIX = ".safetensors"
 STORAGE_DTYPES = ("float32", "float16")  # how a released file may store its tensors
+
+
+@dataclass(frozen=True)
+class PublicResult:
+    """Another public collection's CIFAR-10 top-1 (%) for an architecture, as its README gives it.
+
+    Most collections report the best epoch on the test split; zoo's figures are the last epoch, measured
+    from the stored file. ``source`` names the collection (``owner/repo``), ``url`` where the figure is.
+    """
+
+    top1: float
+    source: str
+    url: str
+
+
+CHENYAOFO = ("chenyaofo/pytorch-cifar-models", "https://github.com/chenyaofo/pytorch-cifar-models#cifar-10")
+KUANGLIU = ("kuangliu/pytorch-cifar", "https://github.com/kuangliu/pytorch-cifar#accuracy")
+PYTORCHCV = ("osmr/imgclsmob (pytorchcv)", "https://github.com/osmr/imgclsmob/blob/master/pytorch/README.md")
 
 
 @dataclass(frozen=True, kw_only=True)

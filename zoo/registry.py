@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import UnknownModelError
-from .metadata import Weights
+from .metadata import PublicResult, Weights
 from .specs import get_dataset_spec
 
 if TYPE_CHECKING:
@@ -55,6 +55,12 @@ class ModelEntry:
     description: str = ""
     reported_accuracy: float | None = None  # top-1 (%) the source reports, when it reports one
     weights: tuple[Weights, ...] = field(default=())  # released checkpoints, the first is the default
+    public: tuple[PublicResult, ...] = ()  # other collections' published top-1 for this architecture
+
+    @property
+    def best_public(self) -> PublicResult | None:
+        """The highest published top-1 of another collection, if any."""
+        return max(self.public, key=lambda p: p.top1, default=None)
 
     @property
     def input_size(self) -> tuple[int, ...]:
@@ -86,6 +92,7 @@ def register_model(
     params_note: str = "",
     reported_accuracy: float | None = None,
     weights: tuple[Weights, ...] = (),
+    public: tuple[PublicResult, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register the decorated builder under its function name. A duplicate name raises."""
     get_dataset_spec(dataset)  # fail early on a typo
@@ -108,6 +115,7 @@ def register_model(
             description=" ".join(doc.split()),
             reported_accuracy=reported_accuracy,
             weights=tuple(weights),
+            public=tuple(public),
         )
         return fn
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..metadata import PYTORCHCV, PublicResult
 from ..registry import register_model
 from ._head import ClassifierMixin
 
@@ -91,7 +92,8 @@ def _create_densenet(variant: str, *, num_classes: int = 10, in_chans: int | Non
 @register_model(family="densenet", source="Huang et al. 2017, Table 2 (DenseNet-BC, L=100, k=12); as pytorchcv "
                 "(osmr/imgclsmob) densenet_cifar.py", dataset="cifar10", expected_params=769_162,
                 expected_flops=575_859_384,
-                params_note="Huang et al. round to 0.8M; pytorchcv gives the exact count.", reported_accuracy=95.84)
+                params_note="Huang et al. round to 0.8M; pytorchcv gives the exact count.", reported_accuracy=95.84,
+                public=(PublicResult(95.84, *PYTORCHCV),))
 def densenet_bc_100_k12(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.0) -> DenseNet:
     """DenseNet-BC-100 with growth rate 12: three dense blocks of 16 bottleneck units, compression 0.5.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..metadata import CHENYAOFO, KUANGLIU, PublicResult
 from ..registry import register_model
 from ._head import ClassifierMixin, run_head
 
@@ -118,28 +119,32 @@ def _rounded(m: str) -> str:
 
 
 @register_model(family="mobilenetv2", source=_SRC, dataset="cifar10", expected_params=700_490,
-                expected_flops=55_938_048, params_note=_rounded("0.70"), reported_accuracy=92.88)
+                expected_flops=55_938_048, params_note=_rounded("0.70"), reported_accuracy=92.88,
+                public=(PublicResult(92.88, *CHENYAOFO),))
 def mobilenetv2_x0_5(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 width 0.5 for 32x32 input (stem and second stage at stride 1)."""
     return _create_mobilenetv2(0.5, num_classes=num_classes, in_chans=in_chans, dropout=dropout)
 
 
 @register_model(family="mobilenetv2", source=_SRC, dataset="cifar10", expected_params=1_368_234,
-                expected_flops=118_620_160, params_note=_rounded("1.37"), reported_accuracy=93.72)
+                expected_flops=118_620_160, params_note=_rounded("1.37"), reported_accuracy=93.72,
+                public=(PublicResult(93.72, *CHENYAOFO),))
 def mobilenetv2_x0_75(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 width 0.75 for 32x32 input (stem and second stage at stride 1)."""
     return _create_mobilenetv2(0.75, num_classes=num_classes, in_chans=in_chans, dropout=dropout)
 
 
 @register_model(family="mobilenetv2", source=_SRC, dataset="cifar10", expected_params=2_236_682,
-                expected_flops=175_952_896, params_note=_rounded("2.24"), reported_accuracy=93.79)
+                expected_flops=175_952_896, params_note=_rounded("2.24"), reported_accuracy=93.79,
+                public=(PublicResult(93.79, *CHENYAOFO), PublicResult(94.43, *KUANGLIU),))
 def mobilenetv2_x1_0(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 width 1.0 for 32x32 input (stem and second stage at stride 1)."""
     return _create_mobilenetv2(1.0, num_classes=num_classes, in_chans=in_chans, dropout=dropout)
 
 
 @register_model(family="mobilenetv2", source=_SRC, dataset="cifar10", expected_params=4_333_706,
-                expected_flops=340_146_688, params_note=_rounded("4.33"), reported_accuracy=94.22)
+                expected_flops=340_146_688, params_note=_rounded("4.33"), reported_accuracy=94.22,
+                public=(PublicResult(94.22, *CHENYAOFO),))
 def mobilenetv2_x1_4(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 width 1.4 for 32x32 input (stem and second stage at stride 1)."""
     return _create_mobilenetv2(1.4, num_classes=num_classes, in_chans=in_chans, dropout=dropout)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..metadata import KUANGLIU, PublicResult
 from ..registry import register_model
 from ._head import ClassifierMixin
 
@@ -97,7 +98,8 @@ _SRC = "He et al. 2016 (Identity Mappings); layout of kuangliu/pytorch-cifar (mo
 
 @register_model(family="preact_resnet", source=_SRC, dataset="cifar10", expected_params=11_171_146,
                 expected_flops=1_110_845_440,
-                reported_accuracy=95.11)
+                reported_accuracy=95.11,
+                public=(PublicResult(95.11, *KUANGLIU),))
 def preactresnet18(*, num_classes: int = 10, in_chans: int | None = None) -> PreActResNet:
     """Pre-activation ResNet-18 for 32x32 input: basic blocks [2, 2, 2, 2], 64-512 channels, stride-1 stem."""
     return _create_preact_resnet([2, 2, 2, 2], num_classes=num_classes, in_chans=in_chans)

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..metadata import CHENYAOFO, PublicResult
 from ..registry import register_model
 from ._head import ClassifierMixin
 
@@ -161,7 +162,8 @@ def _rounded(m: str, deploy: int) -> str:
 
 
 @register_model(family="repvgg", source=_SRC, dataset="cifar10", expected_params=7_840_874, expected_flops=978_150_400,
-                params_note=_rounded("7.84", 7_041_194), reported_accuracy=94.39)
+                params_note=_rounded("7.84", 7_041_194), reported_accuracy=94.39,
+                public=(PublicResult(94.39, *CHENYAOFO),))
 def repvgg_a0(*, num_classes: int = 10, in_chans: int | None = None, deploy: bool = False) -> RepVGG:
     """RepVGG-A0 (a = 0.75, b = 2.5) for 32x32 input; ``deploy=True`` builds the fused 3x3-conv form."""
     return _create_repvgg("a0", num_classes=num_classes, in_chans=in_chans, deploy=deploy)
@@ -169,7 +171,8 @@ def repvgg_a0(*, num_classes: int = 10, in_chans: int | None = None, deploy: boo
 
 @register_model(family="repvgg", source=_SRC, dataset="cifar10", expected_params=12_824_202,
                 expected_flops=1_702_650_880,
-                params_note=_rounded("12.82", 11_521_674), reported_accuracy=94.89)
+                params_note=_rounded("12.82", 11_521_674), reported_accuracy=94.89,
+                public=(PublicResult(94.89, *CHENYAOFO),))
 def repvgg_a1(*, num_classes: int = 10, in_chans: int | None = None, deploy: bool = False) -> RepVGG:
     """RepVGG-A1 (a = 1, b = 2.5) for 32x32 input; ``deploy=True`` builds the fused 3x3-conv form."""
     return _create_repvgg("a1", num_classes=num_classes, in_chans=in_chans, deploy=deploy)
@@ -177,7 +180,8 @@ def repvgg_a1(*, num_classes: int = 10, in_chans: int | None = None, deploy: boo
 
 @register_model(family="repvgg", source=_SRC, dataset="cifar10", expected_params=26_815_690,
                 expected_flops=3_700_190_720,
-                params_note=_rounded("26.82", 24_105_034), reported_accuracy=94.98)
+                params_note=_rounded("26.82", 24_105_034), reported_accuracy=94.98,
+                public=(PublicResult(94.98, *CHENYAOFO),))
 def repvgg_a2(*, num_classes: int = 10, in_chans: int | None = None, deploy: bool = False) -> RepVGG:
     """RepVGG-A2 (a = 1.5, b = 2.75) for 32x32 input; ``deploy=True`` builds the fused 3x3-conv form."""
     return _create_repvgg("a2", num_classes=num_classes, in_chans=in_chans, deploy=deploy)

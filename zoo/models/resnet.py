@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..metadata import Metrics, Weights
+from ..metadata import CHENYAOFO, KUANGLIU, Metrics, PublicResult, Weights
 from ..registry import register_model
 from ._head import ClassifierMixin
 
@@ -188,7 +188,8 @@ def _rounded(m: str) -> str:
 @register_model(family="resnet", source=_R002, dataset="cifar10", expected_params=11_173_962,
                 expected_flops=1_110_845_440,
                 params_note=_rounded("11.174"),
-                weights=_WEIGHTS["resnet18"])
+                weights=_WEIGHTS["resnet18"],
+                public=(PublicResult(93.02, *KUANGLIU),))
 def resnet18(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-18 for 32x32 input: basic blocks [2, 2, 2, 2], 3x3 stride-1 stem, no max-pool."""
     return _create_resnet(BasicBlock, [2, 2, 2, 2], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
@@ -229,7 +230,8 @@ def resnet152(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=269_722,
                 expected_flops=81_102_080,
                 reported_accuracy=91.25,
-                weights=_WEIGHTS["resnet20"])
+                weights=_WEIGHTS["resnet20"],
+                public=(PublicResult(92.60, *CHENYAOFO),))
 def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-20 (n=3): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 8.75% error."""
     return _create_resnet(BasicBlock, [3, 3, 3], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
@@ -237,7 +239,8 @@ def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=464_154,
                 expected_flops=137_725_184,
-                reported_accuracy=92.49)
+                reported_accuracy=92.49,
+                public=(PublicResult(93.53, *CHENYAOFO),))
 def resnet32(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-32 (n=5): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 7.51% error."""
     return _create_resnet(BasicBlock, [5, 5, 5], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
@@ -245,7 +248,8 @@ def resnet32(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=658_586,
                 expected_flops=194_348_288,
-                reported_accuracy=92.83)
+                reported_accuracy=92.83,
+                public=(PublicResult(94.01, *CHENYAOFO),))
 def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-44 (n=7): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 7.17% error."""
     return _create_resnet(BasicBlock, [7, 7, 7], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
@@ -254,7 +258,8 @@ def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=853_018,
                 expected_flops=250_971_392,
                 reported_accuracy=93.03,
-                weights=_WEIGHTS["resnet56"])
+                weights=_WEIGHTS["resnet56"],
+                public=(PublicResult(94.37, *CHENYAOFO),))
 def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-56 (n=9): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.97% error."""
     return _create_resnet(BasicBlock, [9, 9, 9], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)

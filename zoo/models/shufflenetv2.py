@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..metadata import CHENYAOFO, PublicResult
 from ..registry import register_model
 from ._head import ClassifierMixin
 
@@ -101,28 +102,32 @@ def _rounded(m: str) -> str:
 
 
 @register_model(family="shufflenetv2", source=_SRC, dataset="cifar10", expected_params=352_042,
-                expected_flops=21_804_032, params_note=_rounded("0.35"), reported_accuracy=90.13)
+                expected_flops=21_804_032, params_note=_rounded("0.35"), reported_accuracy=90.13,
+                public=(PublicResult(90.13, *CHENYAOFO),))
 def shufflenetv2_x0_5(*, num_classes: int = 10, in_chans: int | None = None) -> ShuffleNetV2:
     """ShuffleNetV2 0.5x for 32x32 input: stride-1 stem, no max-pool."""
     return _create_shufflenetv2("x0_5", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="shufflenetv2", source=_SRC, dataset="cifar10", expected_params=1_263_854,
-                expected_flops=90_004_224, params_note=_rounded("1.26"), reported_accuracy=92.98)
+                expected_flops=90_004_224, params_note=_rounded("1.26"), reported_accuracy=92.98,
+                public=(PublicResult(92.98, *CHENYAOFO),))
 def shufflenetv2_x1_0(*, num_classes: int = 10, in_chans: int | None = None) -> ShuffleNetV2:
     """ShuffleNetV2 1.0x for 32x32 input: stride-1 stem, no max-pool."""
     return _create_shufflenetv2("x1_0", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="shufflenetv2", source=_SRC, dataset="cifar10", expected_params=2_488_874,
-                expected_flops=188_519_424, params_note=_rounded("2.49"), reported_accuracy=93.55)
+                expected_flops=188_519_424, params_note=_rounded("2.49"), reported_accuracy=93.55,
+                public=(PublicResult(93.55, *CHENYAOFO),))
 def shufflenetv2_x1_5(*, num_classes: int = 10, in_chans: int | None = None) -> ShuffleNetV2:
     """ShuffleNetV2 1.5x for 32x32 input: stride-1 stem, no max-pool."""
     return _create_shufflenetv2("x1_5", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="shufflenetv2", source=_SRC, dataset="cifar10", expected_params=5_365_486,
-                expected_flops=375_622_400, params_note=_rounded("5.37"), reported_accuracy=93.81)
+                expected_flops=375_622_400, params_note=_rounded("5.37"), reported_accuracy=93.81,
+                public=(PublicResult(93.81, *CHENYAOFO),))
 def shufflenetv2_x2_0(*, num_classes: int = 10, in_chans: int | None = None) -> ShuffleNetV2:
     """ShuffleNetV2 2.0x for 32x32 input: stride-1 stem, no max-pool."""
     return _create_shufflenetv2("x2_0", num_classes=num_classes, in_chans=in_chans)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..metadata import Metrics, Weights
+from ..metadata import CHENYAOFO, Metrics, PublicResult, Weights
 from ..registry import register_model
 from ._head import ClassifierMixin, run_head
 
@@ -150,21 +150,24 @@ def vgg19(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("A") + ", BatchNorm", dataset="cifar10",
-                expected_params=9_231_114, expected_flops=305_539_072)
+                expected_params=9_231_114, expected_flops=305_539_072,
+                public=(PublicResult(92.79, *CHENYAOFO),))
 def vgg11_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-11 with BatchNorm after each conv, single linear head."""
     return _create_vgg("A", batch_norm=True, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("B") + ", BatchNorm", dataset="cifar10",
-                expected_params=9_416_010, expected_flops=456_534_016)
+                expected_params=9_416_010, expected_flops=456_534_016,
+                public=(PublicResult(94.00, *CHENYAOFO),))
 def vgg13_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-13 with BatchNorm after each conv, single linear head."""
     return _create_vgg("B", batch_norm=True, head="linear", num_classes=num_classes, in_chans=in_chans)
 
 
 @register_model(family="vgg", source=_SIMONYAN.format("D") + ", BatchNorm", dataset="cifar10",
-                expected_params=14_728_266, expected_flops=626_403_328)
+                expected_params=14_728_266, expected_flops=626_403_328,
+                public=(PublicResult(94.16, *CHENYAOFO),))
 def vgg16_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-16 with BatchNorm after each conv, single linear head."""
     return _create_vgg("D", batch_norm=True, head="linear", num_classes=num_classes, in_chans=in_chans)
@@ -184,7 +187,8 @@ def vgg19_bn_linear(*, num_classes: int = 10, in_chans: int | None = None) -> VG
 
 @register_model(family="vgg", source="report 000 (000_c474a159bc7c5859.txt), section 2.1", dataset="cifar10",
                 expected_params=20_365_002, expected_flops=796_920_320, reported_accuracy=72.86,
-                weights=_WEIGHTS["vgg19_bn"])
+                weights=_WEIGHTS["vgg19_bn"],
+                public=(PublicResult(93.91, *CHENYAOFO),))
 def vgg19_bn(*, num_classes: int = 10, in_chans: int | None = None) -> VGG:
     """VGG-19 with BatchNorm exactly as report 000: conv stack of config E, classifier 512-512-128-10 with ReLU.
 

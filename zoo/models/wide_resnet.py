@@ -12,6 +12,7 @@ The network is ``zoo.models.preact_resnet.PreActResNet`` with these settings (on
 
 from __future__ import annotations
 
+from ..metadata import PYTORCHCV, PublicResult
 from ..registry import register_model
 from .preact_resnet import PreActResNet
 
@@ -42,7 +43,8 @@ def wrn16_8(*, num_classes: int = 10, in_chans: int | None = None, dropout: floa
 
 @register_model(family="wide_resnet", source=_SRC, dataset="cifar10", expected_params=36_479_194,
                 expected_flops=10_486_657_536,
-                reported_accuracy=97.61)
+                reported_accuracy=97.61,
+                public=(PublicResult(97.61, *PYTORCHCV),))
 def wrn28_10(*, num_classes: int = 10, in_chans: int | None = None, dropout: float = 0.0) -> PreActResNet:
     """WRN-28-10: four blocks per stage, 160-320-640 channels, final BN-ReLU; optional Dropout in each block.
 
