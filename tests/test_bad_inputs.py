@@ -492,6 +492,8 @@ CASES: dict[str, Case] = {
     "viz: image that is not one": Case(["viz", "activations", "-m", "lenet_cifar", "--image", "image.png", "--out",
                                         "a.png"], 1, "image", _text_image),
     "viz: missing image": Case(["viz", "activations", "-m", "lenet_cifar", "--image", "none.png"], 2, "none.png"),
+    "viz: weights for a timm architecture": Case(["viz", "filters", "-m", "timm/resnet18", "-w", "cifar10"], 1,
+                                                 "built from timm with random weights"),  # fuzzer, issue 36
     "viz: --out with no file name": Case(["viz", "filters", "-m", "lenet_cifar", "--out", ""], 1,
                                          "cannot write a figure to"),
     "viz: --out not a figure format": Case(["viz", "filters", "-m", "lenet_cifar", "--out", "f.onnx"], 1,

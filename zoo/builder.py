@@ -54,6 +54,9 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
     if source == "timm":
         from .timm_models import create_timm
 
+        if weights is not None:  # never silently dropped: every caller then expects a checkpoint's config
+            raise InvalidArgumentError(f"{name} is built from timm with random weights; zoo's checkpoints are for "
+                                       "zoo's own models (zoo list --pretrained)")
         return create_timm(bare, num_classes=num_classes, in_chans=in_chans, **kwargs)
     entry = get_entry(name)
     options = {k: v for k, v in dict(kwargs, num_classes=num_classes, in_chans=in_chans).items() if v is not None}
