@@ -14,11 +14,14 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+import torch
 from test_bad_inputs import PRINTING_MODULE, _fixed_batch_onnx, _payload_pt2, _printing_torchscript
 
 import zoo
@@ -457,3 +460,47 @@ def test_openvino_reason_and_long_messages_stay_one_line() -> None:
     assert summarize(error) == "FrontEnd API failed with GeneralFailure: Cannot create Nope layer id:0"
     line = one_line("unknown model '" + "x" * 5_000_000 + "'\nsecond line")
     assert "\n" not in line and len(line) < 1100 and line.endswith("more characters)")
+
+
+def _endless_loop_onnx(path: Path) -> Path:
+    """An ONNX graph whose Loop runs 2**62 times: a hostile file that would never return."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)], "endless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor("trips", TensorProto.INT64, [], [2**62]),
+         helper.make_tensor("cond", TensorProto.BOOL, [], [True])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_an_onnx_graph_that_never_ends_is_stopped_at_the_call_deadline(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo.backends
+
+    monkeypatch.setattr(zoo.backends, "CALL_DEADLINE_S", 1.0)
+    runner = zoo.backends.load(_endless_loop_onnx(tmp_path / "loop.onnx"), "onnxruntime")
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            runner(torch.zeros(2, 1))
+        except BaseException as e:  # noqa: BLE001  (handed to the test's thread)
+            errors.append(e)
+
+    worker = threading.Thread(target=call, daemon=True)  # a hang must fail the test, not stall the suite
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the endless graph was not stopped"
+    assert len(errors) == 1 and isinstance(errors[0], zoo.ZooError)
+    assert "ran past 1 s and was stopped" in str(errors[0])

@@ -560,6 +560,84 @@ def _load_file(path: Path, backend: str, threads: int | None) -> RunFn:
                           f"({type(e).__name__}: {summarize(e)}); export it again with `zoo export`") from None
 
 
+CALL_DEADLINE_S = 600.0  # one call of an ONNX or OpenVINO graph: a graph that loops without end is stopped here
+
+
+def _past_deadline(path: str) -> ZooError:
+    from .export import ExportError
+
+    return ExportError(f"{path}: one call of the graph ran past {CALL_DEADLINE_S:g} s and was stopped (a loop that "
+                       "does not end?); zoo runs a file's graph for at most that long per batch")
+
+
+class _Watchdog:
+    """One daemon thread for every onnxruntime call in flight, polling once a second: a call past
+    ``CALL_DEADLINE_S`` gets its ``RunOptions.terminate`` set (a timer thread per call cost about 0.5 ms)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[Any, float]] = {}
+        self._thread: Any = None
+
+    def _watch(self) -> None:
+        import time
+
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            for options, deadline in list(self._calls.values()):
+                if now > deadline:
+                    options.terminate = True
+
+    def start(self, options: Any) -> None:
+        import threading
+        import time
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, daemon=True, name="zoo-ort-watchdog")
+            self._thread.start()
+        self._calls[id(options)] = (options, time.monotonic() + CALL_DEADLINE_S)
+
+    def stop(self, options: Any) -> None:
+        self._calls.pop(id(options), None)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _ort_runner(session: Any, name: str, path: str) -> RunFn:
+    """``session.run`` under ``CALL_DEADLINE_S``."""
+    import onnxruntime as ort
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        options = ort.RunOptions()
+        _WATCHDOG.start(options)
+        try:
+            out = session.run(None, {name: x.detach().cpu().float().contiguous().numpy()}, options)
+        except Exception:
+            if options.terminate:
+                raise _past_deadline(path) from None
+            raise
+        finally:
+            _WATCHDOG.stop(options)
+        return torch.from_numpy(out[0])
+
+    return run
+
+
+def _ov_runner(compiled: Any, path: str) -> RunFn:
+    """One OpenVINO inference under ``CALL_DEADLINE_S``: an asynchronous request, cancelled past it."""
+    request = compiled.create_infer_request()
+
+    def run_ov(x: torch.Tensor) -> torch.Tensor:
+        request.start_async(x.detach().cpu().float().contiguous().numpy())
+        if not request.wait_for(int(CALL_DEADLINE_S * 1000)):
+            request.cancel()
+            raise _past_deadline(path)
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+    return run_ov
+
+
 def _in_chunks(run: RunFn, batch: int) -> RunFn:
     """``run``, for a file exported with a fixed batch size: any batch goes through in chunks of ``batch``
     images, the last one padded with zeros (whose outputs are dropped)."""
@@ -598,11 +676,7 @@ def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         first = session.get_inputs()[0]
-        name = first.name
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run(None, {name: x.detach().cpu().float().contiguous().numpy()})[0])
-
+        run = _ort_runner(session, first.name, path)
         fixed = first.shape[0] if first.shape and isinstance(first.shape[0], int) and first.shape[0] > 0 else None
         return _in_chunks(run, fixed) if fixed else run
     if runtime == "pt2":
@@ -616,10 +690,7 @@ def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = ov.Core().compile_model(path, "CPU", config)
-
-        def run_ov(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(compiled(x.detach().cpu().float().contiguous().numpy())[0].copy())
-
+        run_ov = _ov_runner(compiled, path)
         shape = compiled.inputs[0].get_partial_shape()
         fixed = shape[0].get_length() if shape.rank.is_static and len(shape) and shape[0].is_static else None
         return _in_chunks(run_ov, fixed) if fixed else run_ov
