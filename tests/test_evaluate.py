@@ -94,7 +94,8 @@ def test_confusion_png_and_json(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("full", [False, True], ids=["sample", "full"])
+@pytest.mark.parametrize("full", [False, pytest.param(True, marks=[pytest.mark.full_data, pytest.mark.slow])],
+                         ids=["sample", "full"])
 def test_third_party_th_cli_equals_api(tmp_path: Path, full: bool) -> None:
     if full:
         require_dataset("cifar10")

@@ -62,6 +62,7 @@ def test_pt2_torchscript_and_openvino_parity(name: str, fmt: str, tmp_path: Path
         assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.bin", f"{name}.xml"]
 
 
+@pytest.mark.slow
 def test_openvino_ir_carries_the_metadata_and_evaluates_like_eager(tmp_path: Path) -> None:
     import openvino as ov
 
@@ -97,6 +98,7 @@ def test_parity_failure_is_an_error(tmp_path: Path) -> None:
         export_model("vgga_light", "onnx", out=tmp_path / "v.onnx", tolerance=-1.0)
 
 
+@pytest.mark.slow
 def test_cli_export_json_and_backend_eval(tmp_path: Path) -> None:
     out = tmp_path / "r20.onnx"
     result = CliRunner().invoke(cli, ["export", "-m", "resnet20", "--out", str(out), "--json"])
@@ -207,6 +209,7 @@ def test_zoo_eval_int8_backends_calibrate_on_training_images_and_count_parity(ba
     assert abs(e["parity"]["backend_top1"] - e["parity"]["eager_top1"]) <= 1.5
 
 
+@pytest.mark.slow
 def test_int8_without_training_images_fails_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "zoo", "eval", "-m", "resnet20", "cifar10", "--backend",
                            "openvino-int8", "--data-dir", str(tmp_path), "--no-progress"],

@@ -153,6 +153,7 @@ def test_zoo_eval_entry_point_refuses_payload(tmp_path: Path) -> None:
     assert "test_batch is not a plain CIFAR batch file" in proc.stderr
 
 
+@pytest.mark.slow  # a `zoo train` process per tag
 @pytest.mark.parametrize("tag", ["x/../../../escaped", "../up", "a/b", "..", ".hidden", "", "a" * 200, "tab\tx"])
 def test_train_refuses_a_tag_that_is_not_a_plain_name(tmp_path: Path, tag: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "zoo", "train", "-r", "lenet_cifar.cifar10", "--tag", tag,

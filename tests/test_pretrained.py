@@ -117,6 +117,7 @@ def _pngs(root: Path, per_class: int, offset: int = 0, size: int = 32) -> dict[s
     return out
 
 
+@pytest.mark.slow
 def test_predict_files_folders_and_cli(tmp_path: Path) -> None:
     files = _pngs(tmp_path / "pets", 10)
     results = predict("resnet20", [str(tmp_path / "pets")], topk=3)
