@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import hashlib
 import json
 import sys
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ PROBE_ATOL = 1e-4
 LOSS_RTOL = 2e-3  # float16 storage of the per-image loss
 
 
-@dataclass
+@dataclasses.dataclass
 class Scored:
     """Eager fp32 outputs of one checkpoint for some images of its test split."""
 
@@ -66,8 +66,6 @@ def load_test_split(weights: Weights) -> Split:
 
 
 def _rows(split: Split, start: int, stop: int) -> Split:
-    import dataclasses
-
     return dataclasses.replace(split, images=split.images[start:stop], labels=split.labels[start:stop])
 
 
