@@ -1,7 +1,7 @@
 """CLI fuzzer: random option combinations and malformed values against every command, counting tracebacks,
 hangs, executions and files touched.
 
-Each call runs the real entry point in-process (``zoo.cli.main`` / ``eval_main`` with their error
+Each call runs the real entry point in-process (``zoo.cli.app.main`` / ``eval_main`` with their error
 boundary), with tiny models, the embedded samples (``ZOO_DATA`` points at an empty folder) and a
 scratch working folder holding hostile inputs (``_hostile``): a pt2 whose sample inputs are a pickle
 payload, a TorchScript file that prints, zip bombs, a FIFO, decompression-bomb and CMYK/16-bit/float
@@ -293,7 +293,7 @@ def main() -> None:
     parser.add_argument("--call-timeout", type=float, default=60.0, help="seconds before a call counts as a hang")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for cli_fuzz.json and cli_fuzz.md")
     args = parser.parse_args()
-    from zoo.machine import hardware_description
+    from zoo.utils.machine import hardware_description
 
     home = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="zoo-fuzz-") as tmp:

@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from zoo.fileio import atomic_write_text
-from zoo.machine import device_name
+from zoo.utils.fileio import atomic_write_text
+from zoo.utils.machine import device_name
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ZOO = shutil.which("zoo") or "zoo"

@@ -6,7 +6,7 @@ For each workload (data only, a small model ``lenet_cifar``, a large one ``resne
 
 - ``DataLoader(workers=0)`` / ``DataLoader(workers=2)``: torchvision ``CIFAR10`` with
   ``Compose([ToTensor(), Normalize(mean, std)])``, i.e. one PIL image per sample, collated per batch;
-- ``zoo fast path``: ``zoo.data.batches`` over the split held as one uint8 tensor.
+- ``zoo fast path``: ``zoo.data.datasets.batches`` over the split held as one uint8 tensor.
 
 Worker start-up is inside the timed pass (it is what an evaluation pays). Each model runs one warm-up
 batch first. The logits of both paths are compared, so the speed-up is not bought with other inputs.
@@ -31,7 +31,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
 import zoo
-from zoo.data import Split, batches, load_split
+from zoo.data.datasets import Split, batches, load_split
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -5,7 +5,7 @@ each per round) and their ratios hold even when a background load comes and goes
 measured and recorded (load average, and the CPU time other processes used during each part, from
 ``/proc/stat``).
 
-- ``sweep``: the candidates of ``auto`` (``zoo.backends.AUTO_CANDIDATES``), OpenVINO int8 and onnxruntime
+- ``sweep``: the candidates of ``auto`` (``zoo.runners.runner.AUTO_CANDIDATES``), OpenVINO int8 and onnxruntime
   int8 at batch 1, 4, 16, 64, 256 for resnet18, resnet20 and vgg19_bn: where the best setting changes. It
   writes ``zoo/auto.json`` for this machine's CPU class, which is what ``auto`` then stands for here.
 - ``main``: every backend but torch.compile at batch 1 and 64, CPU and CUDA (CUDA rows say when there is
@@ -43,10 +43,10 @@ from typing import Any
 import torch
 
 import zoo
-from zoo import backends
 from zoo.benchmark import bench, machine, measure_peak
-from zoo.fileio import atomic_write_text
-from zoo.machine import cpu_class, cpu_description, cpu_has_bf16
+from zoo.runners import runner as backends
+from zoo.utils.fileio import atomic_write_text
+from zoo.utils.machine import cpu_class, cpu_description, cpu_has_bf16
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ["resnet18", "timm/resnet18", "resnet20", "vgg19_bn"]
@@ -169,7 +169,7 @@ def write_auto_table(sweep: dict[str, Any], path: Path = AUTO_TABLE) -> None:
     """Record this machine's sweep as what ``auto`` stands for on its CPU class (other classes are kept)."""
     table = json.loads(path.read_text()) if path.exists() else {}
     table.setdefault("about", "What `auto` stands for per CPU class: written by `python benchmarks/throughput.py "
-                     "--part sweep`, read by zoo.backends.resolve_auto. See benchmarks/results/throughput.md.")
+                     "--part sweep`, read by zoo.runners.runner.resolve_auto. See benchmarks/results/throughput.md.")
     m = machine()
     table.setdefault("cpus", {})[cpu_class()] = {
         "machine": cpu_description(sweep['rows'][0]['threads']), "recorded": time.strftime("%Y-%m-%d"),
@@ -188,8 +188,8 @@ def _score(settings: list[str], data_dir: str | None, threads: int, calibrate: b
     """Every released checkpoint (or those named in ``only``) on its test split with each setting: top-1 and the
     images whose class differs from eager fp32's (int8 settings calibrated on 300 training images of the
     checkpoint's dataset)."""
-    from zoo.data import calibration_batch, load_for_eval
-    from zoo.evaluate import evaluate
+    from zoo.data.datasets import calibration_batch, load_for_eval
+    from zoo.scoring import evaluate
 
     torch.set_num_threads(threads)
     out: dict[str, Any] = {"checkpoints": [], "settings": settings}
@@ -723,7 +723,7 @@ def main() -> None:
     (args.out / "throughput.md").write_text(markdown(result))
     main_part = result["parts"].get("main")
     if main_part:
-        from zoo.plots import plot_throughput
+        from zoo.utils.plots import plot_throughput
 
         rows = [r for r in main_part["rows"] if r["device"] == "cpu"]
         busy = main_part["load"]["busy_cores_other_processes"] >= BUSY

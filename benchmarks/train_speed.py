@@ -9,7 +9,7 @@ regenerated from the JSON, so re-running one part keeps the others):
 ``steps``
     The trainer's step before this change (``old``: bf16 autocast + channels_last, SGD with
     PyTorch's per-parameter loop, batch 128) against the new one (``new``: the same with the fused
-    SGD kernel, ``zoo.train``'s default, at the recipe's batch size), per model, as images/s and as a
+    SGD kernel, ``zoo.train.loop``'s default, at the recipe's batch size), per model, as images/s and as a
     share of the machine's measured bf16 matmul peak (``zoo.benchmark.measure_peak``).
 ``breakdown``
     The per-operator profile of one new step (torch.profiler, CPU): convolution forward and backward
@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.machine import hardware_description
-from zoo.runs import run_hardware
+from zoo.train.runs import run_hardware
+from zoo.utils.machine import hardware_description
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -121,7 +121,7 @@ def _train_flops(name: str) -> float:
 
 
 def _recipe_batch(name: str) -> int:
-    from zoo.recipes import RECIPES
+    from zoo.train.recipes import RECIPES
 
     for recipe in RECIPES.values():
         if recipe.model == name and recipe.dataset == zoo.model_info(name).dataset:

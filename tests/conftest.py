@@ -47,7 +47,7 @@ def require_dataset(name: str, split: str = "test") -> None:
     """Skip without ZOO_DATA; with it, load ``name`` (a missing or corrupt dataset fails the test)."""
     if not os.environ.get("ZOO_DATA"):
         pytest.skip("ZOO_DATA is not set; run with ZOO_DATA=<dataset root> (e.g. ../shared/datasets)")
-    from zoo.data import load_split
+    from zoo.data.datasets import load_split
 
     load_split(name, split)
 

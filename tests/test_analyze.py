@@ -1,4 +1,4 @@
-"""zoo.analyze and `zoo analyze landscape`: a tiny study end to end, the probe's side effects, the config."""
+"""zoo.studies.analyze and `zoo analyze landscape`: a tiny study end to end, the probe's side effects, the config."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-from zoo.analyze import PRESETS, LandscapeConfig, landscape_config, redraw_landscape, run_landscape
 from zoo.cli import cli
-from zoo.data import Split, load_sample
+from zoo.data.datasets import Split, load_sample
+from zoo.studies.analyze import PRESETS, LandscapeConfig, landscape_config, redraw_landscape, run_landscape
 
 FIGURES = ("loss_landscape.png", "gradient_predictiveness.png", "beta_smoothness.png", "loss_curves.png")
 pytestmark = pytest.mark.xdist_group("analyze")  # one worker runs the module's study once (module fixtures)

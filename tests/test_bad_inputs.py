@@ -1,6 +1,6 @@
 """The bad-input matrix: hostile or faulty checkpoints, datasets, options, training faults and exports.
 
-Every case runs the real command line in-process (``zoo.cli.main`` with its error boundary) and
+Every case runs the real command line in-process (``zoo.cli.app.main`` with its error boundary) and
 asserts: the exit code, a one-line ``error:`` message matching the case, no traceback, no payload
 executed, and no temporary or half-written file left behind. Fixtures are made in the tests.
 """
@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 import zoo
 from conftest import SystemPayload, TouchPayload
 from zoo.cli import eval_main, main
-from zoo.weights import save_checkpoint
+from zoo.weights.load import save_checkpoint
 
 
 def _safetensors_with_header(path: Path, header: bytes, body: bytes = b"") -> None:
@@ -160,7 +160,7 @@ def _text_image(tmp: Path) -> None:
 
 
 def _lenet_pt2(path: Path) -> None:
-    from zoo.export import to_pt2
+    from zoo.runners.serialize import to_pt2
 
     to_pt2(zoo.create("lenet_cifar").eval(), path, input_size=(3, 32, 32))
 
@@ -300,7 +300,7 @@ def _lock_symlink(tmp: Path) -> None:
 
 
 def _state(tmp: Path, **changes: object) -> None:
-    from zoo.recipes import resolve_recipe
+    from zoo.train.recipes import resolve_recipe
 
     recipe = resolve_recipe("mlp_60_40_20_bn.mnist", {"epochs": 1, "train_limit": 256})
     state = {"model": zoo.create("mlp_60_40_20_bn").state_dict(), "optimizer": {"state": {}, "param_groups": []},
@@ -341,7 +341,7 @@ def _bad_transfer(tmp: Path) -> None:
 
 
 def _fixed_batch_onnx(tmp: Path) -> None:
-    from zoo.export import to_onnx
+    from zoo.runners.serialize import to_onnx
 
     to_onnx(zoo.create("lenet_cifar", weights="default").eval(), tmp / "b2.onnx", input_size=(3, 32, 32), batch=2)
 

@@ -1,4 +1,4 @@
-"""zoo.benchmark and zoo.backends: rows with consistent numbers, absent devices and backends, BN folding, peak cache."""
+"""zoo.benchmark and zoo.runners: rows with consistent numbers, absent devices and backends, BN folding, peak cache."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch.nn as nn
 from click.testing import CliRunner
 
 import zoo
-from zoo import backends, benchmark
+from zoo import benchmark
 from zoo.cli import cli
+from zoo.runners import runner as backends
 
 FAST = dict(warmup=1, min_time_s=0.0, min_repeats=3, max_repeats=3, threads=[1])
 
@@ -116,7 +117,7 @@ def test_a_model_folded_across_a_pool_runs_right_in_openvino_fp32(tmp_path: Path
     # OpenVINO's CPU plugin moves an activation after conv -> max-pool into the conv (max(gelu(z)) in
     # place of gelu(max(z))); to_openvino moves each such conv's bias after its pool, so it can't.
     ov = pytest.importorskip("openvino")
-    from zoo.export import to_openvino
+    from zoo.runners.serialize import to_openvino
 
     model = _conv_pool_bn_net()
     folded = backends.fold_batchnorm(model)
@@ -184,7 +185,7 @@ def _table(cls: str) -> dict[str, object]:
 
 @pytest.fixture
 def measured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from zoo.machine import cpu_class
+    from zoo.utils.machine import cpu_class
 
     monkeypatch.setattr(backends, "auto_table", lambda path=None: _table(cpu_class()))
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)

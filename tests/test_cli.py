@@ -105,7 +105,7 @@ def test_weights_commands(tmp_path, monkeypatch) -> None:  # type: ignore[no-unt
 
 def test_help_of_bench_and_eval_names_every_backend() -> None:
     """The help text is written out (the CLI imports no torch for --help); it must not fall behind BACKENDS."""
-    from zoo.backends import BACKENDS, EXPORTED
+    from zoo.runners.runner import BACKENDS, EXPORTED
 
     bench_help = "".join(_run("bench", "--help")[1].split())  # click may wrap a name at its hyphen
     eval_help = "".join(_run("eval", "--help")[1].split())
@@ -115,7 +115,7 @@ def test_help_of_bench_and_eval_names_every_backend() -> None:
 
 @pytest.mark.usefixtures("restore_threads")
 def test_train_stopped_by_budget_says_how_to_resume_and_time_left(tmp_path: Path) -> None:
-    from zoo.runs import format_duration
+    from zoo.train.runs import format_duration
 
     run = tmp_path / "run"
     args = ["train", "-m", "mlp_tanh_circles", "-r", "fast_onecycle", "--dataset", "circles", "--set", "epochs=3",
@@ -139,7 +139,7 @@ def test_status_tells_where_a_run_stands_and_its_command_continues_it(tmp_path: 
 
     from safetensors.torch import load_file
 
-    from zoo.runs import lock_run
+    from zoo.train.runs import lock_run
 
     run = tmp_path / "runs" / "r1"
     code, out = _run("train", "-m", "mlp_tanh_circles", "-r", "fast_onecycle", "--dataset", "circles", "--set",

@@ -13,11 +13,12 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-import zoo.backends
+import zoo.runners.runner
 from conftest import require_dataset
 from zoo.cli import cli
-from zoo.data import load_sample
-from zoo.evaluate import evaluate, evaluate_model
+from zoo.data.datasets import load_sample
+from zoo.evaluate import evaluate_model
+from zoo.scoring import evaluate
 
 AKAMASTER_MEAN = "0.485,0.456,0.406"  # the ImageNet statistics akamaster/pytorch_resnet_cifar10 normalises with
 AKAMASTER_STD = "0.229,0.224,0.225"
@@ -129,7 +130,7 @@ def test_full_test_sets_are_evaluated() -> None:
 def test_backend_choice_default_auto_and_errors(tmp_path: Path) -> None:
     none = str(tmp_path / "none")
     auto = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64)
-    expected = zoo.backends.resolve_auto("cpu", 256, zoo.model_info("resnet20").gflops, images=64)
+    expected = zoo.runners.runner.resolve_auto("cpu", 256, zoo.model_info("resnet20").gflops, images=64)
     assert auto.backend == "auto" and auto.setting == expected
     assert ("bf16" in auto.setting) == any("--backend eager gives the exact fp32 result" in n for n in auto.notes)
     eager = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64, backend="eager")

@@ -18,12 +18,12 @@ from PIL import Image
 
 import zoo
 from conftest import require_dataset
-from zoo.backends import backend_of, load
 from zoo.cli import cli
-from zoo.data import batches, calibration_batch, load_for_eval, load_sample
+from zoo.data.datasets import batches, calibration_batch, load_for_eval, load_sample
 from zoo.deploy import ATOL, export_model, quantize
-from zoo.evaluate import evaluate
-from zoo.export import ExportError
+from zoo.runners.runner import backend_of, load
+from zoo.runners.serialize import ExportError
+from zoo.scoring import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,8 +39,8 @@ def test_every_architecture_exports_to_onnx_with_parity(name: str, tmp_path: Pat
 
 
 def test_a_pt2_or_torchscript_file_needs_trust(tmp_path: Path) -> None:
-    from zoo.backends import UntrustedArtefactError
-    from zoo.export import to_torchscript
+    from zoo.runners.runner import UntrustedArtefactError
+    from zoo.runners.serialize import to_torchscript
 
     path, _ = to_torchscript(zoo.create("lenet_cifar").eval(), tmp_path / "l.ts.pt", input_size=(3, 32, 32))
     with pytest.raises(UntrustedArtefactError, match="--trust-artefact"):
@@ -122,10 +122,10 @@ def test_runner_backend_comes_from_the_file_suffix(tmp_path: Path) -> None:
     with pytest.raises(zoo.InvalidArgumentError, match="cannot tell the format of m.pth"):
         backend_of("m.pth")
     r = export_model("resnet20", "onnx", out=tmp_path / "r20.onnx")
-    runner = load(r.path)  # the same kind of object as zoo.backends.prepare makes
+    runner = load(r.path)  # the same kind of object as zoo.runners.runner.prepare makes
     x = torch.randn(2, 3, 32, 32)
-    eager = zoo.backends.prepare(zoo.create("resnet20", weights="default"), "eager", input_size=(3, 32, 32))
-    assert isinstance(runner, zoo.backends.Runner) and isinstance(eager, zoo.backends.Runner)
+    eager = zoo.runners.runner.prepare(zoo.create("resnet20", weights="default"), "eager", input_size=(3, 32, 32))
+    assert isinstance(runner, zoo.runners.runner.Runner) and isinstance(eager, zoo.runners.runner.Runner)
     assert runner.spec == "onnxruntime" and runner.precision == "fp32" and runner.path == Path(r.path)
     with torch.no_grad():
         assert (runner(x) - eager(x)).abs().max().item() < 1e-4
@@ -189,7 +189,7 @@ def test_int8_backends_fold_batchnorm_before_quantising(backend: str) -> None:
     calibration = calibration_batch("mnist", 300, mean=weights.mean, std=weights.std)
     scores = {}
     for spec in ("eager", backend):
-        runner = zoo.backends.prepare(model, spec, input_size=(1, 28, 28), threads=1,
+        runner = zoo.runners.runner.prepare(model, spec, input_size=(1, 28, 28), threads=1,
                                       calibration=calibration if spec == backend else None)
         scores[spec] = evaluate(runner, split, batch_size=500, mean=weights.mean, std=weights.std)["top1"]
     assert "folded 6 of 6 BatchNorm layers before quantising" in runner.notes

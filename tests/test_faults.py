@@ -21,10 +21,10 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-import zoo.train as train_mod
+import zoo.train.loop as train_mod
 from conftest import require_dataset
-from zoo.recipes import Recipe
-from zoo.train import train
+from zoo.train.loop import train
+from zoo.train.recipes import Recipe
 
 pytestmark = [pytest.mark.full_data, pytest.mark.slow]
 

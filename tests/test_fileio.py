@@ -1,4 +1,4 @@
-"""zoo.fileio: names checked before they become paths; atomic writes that follow the umask or keep the mode."""
+"""zoo.utils.fileio: names checked before they become paths; atomic writes that follow the umask or keep the mode."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import InvalidArgumentError
-from zoo.fileio import atomic_path, atomic_write_text, check_name
+from zoo.utils.fileio import atomic_path, atomic_write_text, check_name
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path)
 
 def test_export_and_plot_files_follow_the_umask(tmp_path: Path, umask_027: None) -> None:
     from zoo.deploy import export_model
-    from zoo.plots import plot_curves
+    from zoo.utils.plots import plot_curves
 
     onnx = Path(export_model("mlp_60_40_20_bn", "onnx", out=tmp_path / "m.onnx").path)
     png = plot_curves([{"epoch": 1, "train_loss": 1.0, "train_top1": 40.0, "test_loss": 1.2, "test_top1": 50.0}],

@@ -26,8 +26,8 @@ from test_bad_inputs import PRINTING_MODULE, _fixed_batch_onnx, _payload_pt2, _p
 
 import zoo
 from conftest import SystemPayload, TouchPayload
-from zoo.cifar_files import UnsafeDataFileError, read_batch
-from zoo.data import load_split
+from zoo.data.cifar_files import UnsafeDataFileError, read_batch
+from zoo.data.datasets import load_split
 from zoo.errors import DatasetError, ZooError
 
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -182,8 +182,8 @@ def test_pt2_payload_is_real(tmp_path: Path) -> None:
 
 def test_untrusted_pt2_never_runs_through_the_api(tmp_path: Path) -> None:
     """The CLI's refusal is in the bad-input matrix; the library refuses the same file by default."""
-    from zoo.backends import UntrustedArtefactError, load
     from zoo.evaluate import evaluate_model
+    from zoo.runners.runner import UntrustedArtefactError, load
 
     _payload_pt2(tmp_path)
     evil = tmp_path / "evil.pt2"
@@ -223,7 +223,7 @@ def test_fixed_batch_onnx_is_evaluated_in_chunks(tmp_path: Path) -> None:
 @pytest.mark.slow  # an OpenVINO conversion: 10-15 s on 2 shared cores
 def test_fixed_batch_openvino_is_evaluated_in_chunks(tmp_path: Path) -> None:
     from zoo.evaluate import evaluate_model
-    from zoo.export import to_openvino
+    from zoo.runners.serialize import to_openvino
 
     to_openvino(zoo.create("lenet_cifar", weights="default").eval(), tmp_path / "b2.xml", input_size=(3, 32, 32),
                 batch=2)
@@ -235,8 +235,8 @@ def test_fixed_batch_openvino_is_evaluated_in_chunks(tmp_path: Path) -> None:
 def test_the_evaluation_loop_is_one_error_boundary() -> None:
     import torch
 
-    from zoo.data import load_sample
-    from zoo.evaluate import evaluate
+    from zoo.data.datasets import load_sample
+    from zoo.scoring import evaluate
 
     calls = []
 
@@ -315,7 +315,7 @@ def test_a_misbehaving_download_fails_in_bounded_time_with_one_line(tmp_path: Pa
                                                                      server: _Server, path: str, message: str) -> None:
     import dataclasses
 
-    import zoo.weights as zw
+    import zoo.weights.load as zw
     from zoo import registry
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
@@ -349,8 +349,8 @@ def _image_file(tmp_path: Path, name: str, image: object) -> Path:
 def test_cmyk_jpeg_is_converted_not_read_as_rgb(tmp_path: Path) -> None:
     from PIL import Image
 
-    from zoo.folders import open_image
-    from zoo.transforms import ImageTransform
+    from zoo.data.folders import open_image
+    from zoo.data.transforms import ImageTransform
 
     rgb = Image.new("RGB", (32, 32), (220, 30, 30))
     path = _image_file(tmp_path, "red.jpg", rgb.convert("CMYK"))
@@ -366,7 +366,7 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from zoo.folders import load_image_folder, open_image
+    from zoo.data.folders import load_image_folder, open_image
 
     values = np.full((32, 32), 32896, dtype=np.uint16)  # mid grey in 16 bits: 128 in 8
     (tmp_path / "grey" / "a").mkdir(parents=True)
@@ -380,7 +380,7 @@ def test_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
 def test_float_image_is_refused_naming_the_file(tmp_path: Path) -> None:
     from PIL import Image
 
-    from zoo.folders import open_image
+    from zoo.data.folders import open_image
 
     path = _image_file(tmp_path, "depth.tif", Image.new("F", (4, 4), 0.25))
     with pytest.raises(ZooError, match=f"image {path} is a 32-bit float image"):
@@ -391,7 +391,7 @@ def test_folder_with_a_link_cycle_and_a_fifo_counts_each_image_once(tmp_path: Pa
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     from PIL import Image
 
-    from zoo.folders import find_images, load_image_folder
+    from zoo.data.folders import find_images, load_image_folder
 
     cat = tmp_path / "imgs" / "cat"
     cat.mkdir(parents=True)
@@ -409,7 +409,7 @@ def test_folder_with_a_link_cycle_and_a_fifo_counts_each_image_once(tmp_path: Pa
 
 
 def test_stale_temporaries_are_only_zoos_own(tmp_path: Path) -> None:
-    from zoo.runs import remove_stale_temporaries
+    from zoo.train.runs import remove_stale_temporaries
 
     zoo_made = [".state.0123456789ab.tmp.pt", ".log.abcdef012345.tmp.jsonl", ".lenet_cifar.cifar10.safetensors"]
     users = [".notes.tmp.txt", ".draft.tmp", "model.safetensors", ".hidden", ".x.0123456789ab.tmp.pt.keep"]
@@ -420,8 +420,8 @@ def test_stale_temporaries_are_only_zoos_own(tmp_path: Path) -> None:
 
 
 def test_train_into_a_folder_of_user_files_touches_nothing(tmp_path: Path) -> None:
-    from zoo.recipes import resolve_recipe
-    from zoo.train import train
+    from zoo.train.loop import train
+    from zoo.train.recipes import resolve_recipe
 
     home = tmp_path / "home"
     home.mkdir()
@@ -487,10 +487,10 @@ def _endless_loop_onnx(path: Path) -> Path:
 
 def test_an_onnx_graph_that_never_ends_is_stopped_at_the_call_deadline(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import zoo.backends
+    import zoo.runners.runner
 
-    monkeypatch.setattr(zoo.backends, "CALL_DEADLINE_S", 1.0)
-    runner = zoo.backends.load(_endless_loop_onnx(tmp_path / "loop.onnx"), "onnxruntime")
+    monkeypatch.setattr(zoo.runners.runner, "CALL_DEADLINE_S", 1.0)
+    runner = zoo.runners.runner.load(_endless_loop_onnx(tmp_path / "loop.onnx"), "onnxruntime")
     errors: list[BaseException] = []
 
     def call() -> None:

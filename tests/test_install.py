@@ -19,7 +19,7 @@ import torch
 
 import zoo
 from conftest import require_dataset
-from zoo.weights import sha256_file
+from zoo.weights.load import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = zoo.get_weights("resnet20.cifar10")
@@ -48,7 +48,7 @@ def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def test_wheel_holds_the_package_and_no_checkpoints(wheel_install: tuple[Path, Path]) -> None:
     wheel, target = wheel_install
     names = zipfile.ZipFile(wheel).namelist()
-    assert "zoo/__init__.py" in names and "zoo/_sample/cifar10.npz" in names
+    assert "zoo/__init__.py" in names and "zoo/data/_sample/cifar10.npz" in names
     assert ("zoo/auto.json" in names) == (REPO / "zoo" / "auto.json").exists()  # what auto stands for travels along
     assert not [n for n in names if n.endswith((".safetensors", ".pth")) or n.startswith("weights/")]
     assert (target / "bin" / "zoo-eval").is_file()
@@ -91,7 +91,7 @@ def test_installed_wheel_downloads_verifies_caches_and_reproduces_the_top1(
     cache, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = _env(target, cache, url)
-    where = subprocess.run([sys.executable, "-c", "import zoo, zoo.weights as w; print(zoo.__file__); "
+    where = subprocess.run([sys.executable, "-c", "import zoo, zoo.weights.load as w; print(zoo.__file__); "
                             "print(w.weights_dirs())"], env=env, cwd=elsewhere, capture_output=True, text=True)
     assert where.stdout.splitlines() == [str(target / "zoo" / "__init__.py"), "[]"], where.stderr  # not the checkout
 

@@ -136,7 +136,7 @@ def test_import_zoo_is_light() -> None:
     assert out.strip() == "[]"  # torch comes with the first attribute that needs it
     code = "import sys, zoo; zoo.list_models(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "True\n"
-    code = ("import sys, zoo.cli\ntry:\n    zoo.cli.main()\nexcept SystemExit:\n    pass\n"
+    code = ("import sys, zoo.cli.app\ntry:\n    zoo.cli.app.main()\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules, file=sys.stderr)")
     for args in (["--help"], ["train", "--help"], ["predict", "--help"], ["weights", "list", "--help"]):
         proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
@@ -155,7 +155,7 @@ def test_timm_architecture_adapted_to_32x32() -> None:
 def test_zoo_models_in_timm_registry() -> None:
     import timm
 
-    import zoo.timm_interop  # noqa: F401  (registers zoo_* with timm)
+    import zoo.interop.to_timm  # noqa: F401  (registers zoo_* with timm)
 
     model = timm.create_model("zoo_resnet20", num_classes=100)
     assert count_params(model) == 269_722 - 650 + 64 * 100 + 100

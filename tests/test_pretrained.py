@@ -16,11 +16,12 @@ from safetensors.torch import load_file
 
 import zoo
 from conftest import require_dataset
-from zoo.data import load_sample
-from zoo.evaluate import evaluate, evaluate_model
+from zoo.data.datasets import load_sample
+from zoo.evaluate import evaluate_model
 from zoo.predict import predict
-from zoo.recipes import Recipe
-from zoo.train import train
+from zoo.scoring import evaluate
+from zoo.train.loop import train
+from zoo.train.recipes import Recipe
 
 ALL = zoo.list_models()
 CIFAR = zoo.get_weights("resnet20.cifar10")
@@ -41,7 +42,7 @@ def test_fine_tuning_keeps_every_tensor_but_a_fresh_classifier(caplog: pytest.Lo
 
 def test_a_head_of_another_size_loads_only_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "r20-100.safetensors"
-    zoo.weights.save_checkpoint(zoo.create("resnet20", num_classes=100), path, arch="resnet20", dataset="cifar100")
+    zoo.weights.load.save_checkpoint(zoo.create("resnet20", num_classes=100), path, arch="resnet20", dataset="cifar100")
     with pytest.raises(zoo.CheckpointError, match=r"does not fit resnet20: .*linear.weight"):
         zoo.create("resnet20", weights=str(path))  # without num_classes a shape mismatch stays an error
     assert zoo.create("resnet20", weights=str(path), num_classes=100).linear.out_features == 100
@@ -70,13 +71,13 @@ def test_transforms_and_pretrained_cfg(caplog: pytest.LogCaptureFixture) -> None
     x = CIFAR.transforms()(rgb)
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
     sample = load_sample("cifar10")
-    from zoo.data import batches
+    from zoo.data.datasets import batches
 
     batch, _ = next(batches(sample, 8))  # the fast path and the per-image transform normalise alike
     per_image = torch.stack([CIFAR.transforms()(img) for img in sample.images[:8]])
     assert torch.allclose(batch, per_image, atol=1e-6)
     assert zoo.get_weights("mlp_60_40_20_bn.mnist").transforms()(rgb).shape == (1, 28, 28)  # colour -> grey
-    with caplog.at_level(logging.INFO, logger="zoo.transforms"):
+    with caplog.at_level(logging.INFO, logger="zoo.data.transforms"):
         big = CIFAR.transforms()(Image.fromarray(np.zeros((48, 64, 3), dtype=np.uint8)))
     assert big.shape == (3, 32, 32) and "resizing 64x48 images to the checkpoint's 32x32 input" in caplog.text
     cfg = zoo.create("resnet20", weights="default").pretrained_cfg
@@ -89,7 +90,7 @@ def test_timm_resolves_the_checkpoints_config_and_reproduces_zoo() -> None:
     import timm
     from timm.data import create_transform, resolve_data_config
 
-    import zoo.timm_interop  # noqa: F401  (registers zoo_* with timm)
+    import zoo.interop.to_timm  # noqa: F401  (registers zoo_* with timm)
 
     assert "zoo_resnet20.cifar10" in timm.list_models("zoo_*", pretrained=True)
     model = timm.create_model("zoo_resnet20", pretrained=True).eval()
@@ -158,5 +159,5 @@ def test_train_init_from_on_an_image_folder(tmp_path: Path) -> None:
     assert tuned["linear.weight"].shape == (2, 64) and r.recipe["init_from"] == "resnet20.cifar10"
     convs = [k for k in start if k.endswith("conv1.weight")]
     assert all(torch.allclose(tuned[k], start[k], atol=1e-6) for k in convs)  # lr 1e-9: the checkpoint's body
-    meta = zoo.weights.read_metadata(r.checkpoint)
+    meta = zoo.weights.load.read_metadata(r.checkpoint)
     assert json.loads(meta["classes"]) == ["cat", "ship"] and meta["dataset"] == "pets"

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.data import load_sample, make_circles
+from zoo.data.datasets import load_sample, make_circles
 from zoo.registry import get_entry
 
 # --------------------------------------------------------------------------------------------------

@@ -27,10 +27,10 @@ import pytest
 import torch
 
 import zoo
-import zoo.backends
+import zoo.runners.runner
 from conftest import require_dataset
 from zoo.builder import count_flops
-from zoo.data import Split
+from zoo.data.datasets import Split
 from zoo.evaluate import evaluate_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def test_stored_file_reproduces_its_full_test_split_record(weights: zoo.Weights)
 def test_onnxruntime_export_agrees_with_eager_on_the_sample(weights: zoo.Weights) -> None:
     require_dataset(weights.dataset)
     c = _checked(weights)
-    runner = zoo.backends.prepare(c.model, "onnxruntime", input_size=tuple(c.split.images.shape[1:]),
+    runner = zoo.runners.prepare(c.model, "onnxruntime", input_size=tuple(c.split.images.shape[1:]),
                                   batch_size=rr.BATCH, name=weights.name)
     starts = c.starts[:AGREEMENT_BATCHES]
     differ = sum(int((rr.logits(runner, c.split, weights, s, s + rr.BATCH).argmax(1) != c.eager[s].argmax(1)).sum())
@@ -123,8 +123,8 @@ def test_auto_backend_stays_close_to_eager_on_the_sample(weights: zoo.Weights) -
     require_dataset(weights.dataset)
     c = _checked(weights)
     gflops = count_flops(c.model, tuple(c.split.images.shape[1:])) / 1e9
-    setting = zoo.backends.resolve_auto("cpu", rr.BATCH, gflops, images=len(c.split))  # what zoo-eval runs
-    runner = zoo.backends.prepare(c.model, setting, input_size=tuple(c.split.images.shape[1:]), batch_size=rr.BATCH,
+    setting = zoo.runners.resolve_auto("cpu", rr.BATCH, gflops, images=len(c.split))  # what zoo-eval runs
+    runner = zoo.runners.prepare(c.model, setting, input_size=tuple(c.split.images.shape[1:]), batch_size=rr.BATCH,
                                   name=weights.name)
     starts = c.starts[:AGREEMENT_BATCHES]
     labels = torch.cat([c.split.labels[s:s + rr.BATCH] for s in starts])
@@ -143,7 +143,7 @@ def test_zoo_eval_default_reports_the_recorded_top1() -> None:
     require_dataset(weights.dataset)
     r = evaluate_model(weights.arch, weights.dataset, weights=weights.name, batch_size=500, allow_sample=False)
     gflops = zoo.model_info(weights.arch).gflops
-    assert r.backend == "auto" and r.setting == zoo.backends.resolve_auto("cpu", 500, gflops, images=r.num_images)
+    assert r.backend == "auto" and r.setting == zoo.runners.resolve_auto("cpu", 500, gflops, images=r.num_images)
     assert r.recorded_top1 == weights.metrics.top1
     assert any(f"recorded top-1 of {weights.name}" in n for n in r.notes)
     assert abs(r.top1 - weights.metrics.top1) <= 0.2, (r.top1, weights.metrics.top1)

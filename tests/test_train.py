@@ -14,12 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-import zoo.optim
-import zoo.train as train_mod
+import zoo.train.loop as train_mod
+import zoo.train.optim
 from conftest import require_dataset
-from zoo.optim import Lookahead, create_optimizer, create_scheduler, lr_at
-from zoo.recipes import Recipe, get_recipe, parse_overrides, resolve_recipe
-from zoo.train import train
+from zoo.train.loop import train
+from zoo.train.optim import Lookahead, create_optimizer, create_scheduler, lr_at
+from zoo.train.recipes import Recipe, get_recipe, parse_overrides, resolve_recipe
 
 
 def _tiny(**changes: object) -> Recipe:
@@ -53,7 +53,7 @@ def test_overrides_are_typed_and_unknown_keys_rejected() -> None:
 
 
 def test_every_named_recipe_is_valid() -> None:
-    from zoo.recipes import RECIPES
+    from zoo.train.recipes import RECIPES
 
     for r in RECIPES.values():
         assert Recipe.from_dict(r.to_dict()) == r
@@ -241,7 +241,7 @@ def test_muon_trains_the_filters_and_the_recipe_optimizer_the_rest() -> None:
     recipe = Recipe(model="fastnet", lr=0.5, norm_lr_scale=64.0, weight_decay=1e-3, muon_lr=0.25)
     model = zoo.create("fastnet")
     opt = create_optimizer(recipe, model)
-    assert isinstance(opt, zoo.optim.OptimizerChain)
+    assert isinstance(opt, zoo.train.optim.OptimizerChain)
     sgd, muon = opt.optimizers
     filters = {id(p) for p in model.parameters() if p.requires_grad and p.dim() == 4}
     assert filters and {id(p) for g in muon.param_groups for p in g["params"]} == filters
@@ -261,7 +261,7 @@ def test_muon_step_rescales_each_filter_and_orthogonalises_its_update() -> None:
     conv = torch.nn.Conv2d(16, 32, 3, bias=False)
     with torch.no_grad():
         conv.weight.mul_(10.0)  # far from the norm Muon keeps
-    opt = zoo.optim.FilterMuon([conv.weight], lr=1e-3, momentum=0.6)
+    opt = zoo.train.optim.FilterMuon([conv.weight], lr=1e-3, momentum=0.6)
     conv.weight.grad = torch.randn_like(conv.weight)
     before = conv.weight.detach().clone()
     opt.step()
@@ -336,13 +336,13 @@ def test_log_lines_name_their_machine_and_a_run_resumed_elsewhere_names_both(
     assert result.hardware == "machine A + machine B"
     assert json.loads((tmp_path / "result.json").read_text())["hardware"] == "machine A + machine B"
     # lines logged before they named their machine: this call's machine, as the record always said
-    assert zoo.runs.run_hardware([{"epoch": 1, "hardware": "A"}, {"epoch": 2}], "C") == "A + C"
+    assert zoo.train.runs.run_hardware([{"epoch": 1, "hardware": "A"}, {"epoch": 2}], "C") == "A + C"
 
 
 @pytest.mark.full_data
 def test_run_directory_is_locked_and_damaged_state_is_one_line(tmp_path: Path) -> None:
     require_dataset("mnist")
-    handle = zoo.runs.lock_run(tmp_path)  # another process holds the run
+    handle = zoo.train.runs.lock_run(tmp_path)  # another process holds the run
     try:
         with pytest.raises(zoo.InvalidArgumentError, match=r"in use by another zoo train process \(zoo status "):
             train(_tiny(), out_dir=tmp_path, progress=False)
@@ -378,7 +378,7 @@ def test_new_step_matches_the_old_loss_curve(tmp_path: Path, monkeypatch: pytest
     require_dataset("mnist")
     recipe = _tiny(epochs=3, optimizer="sgd", lr=0.05, nesterov=True, weight_decay=5e-4, precision="fp32")
     new = train(recipe, out_dir=tmp_path / "new", progress=False)
-    monkeypatch.setattr(zoo.optim, "_fused_ok", lambda model: False)
+    monkeypatch.setattr(zoo.train.optim, "_fused_ok", lambda model: False)
     old = train(recipe, out_dir=tmp_path / "old", progress=False)
     for a, b in zip(new.history, old.history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
@@ -464,9 +464,9 @@ def test_freeze_trains_only_the_named_layers(tmp_path: Path) -> None:
 
 def test_freeze_keeps_frozen_batchnorm_statistics() -> None:
     model = zoo.create("resnet20")
-    layers = train_mod._freeze(model, "all-but-last:3")
+    layers = train_mod.freeze(model, "all-but-last:3")
     assert layers["trained"] == ["layer3.2.conv2", "layer3.2.bn2", "linear"]
-    norms = train_mod._frozen_norms(model, layers["frozen"])
+    norms = train_mod.frozen_norms_of(model, layers["frozen"])
     assert model.bn1 in norms and model.layer3[2].bn2 not in norms
     assert not any(p.requires_grad for n in layers["frozen"] for p in model.get_submodule(n).parameters())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_dataset
-from zoo.transfer import redraw_transfer, run_transfer, transfer_config
+from zoo.studies.transfer import redraw_transfer, run_transfer, transfer_config
 
 
 @pytest.mark.full_data

@@ -1,4 +1,4 @@
-"""zoo.viz and `zoo viz`: filters and feature maps as arrays and as figures; the gallery is current."""
+"""zoo.studies.viz and `zoo viz`: filters and feature maps as arrays and as figures; the gallery is current."""
 
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ from PIL import Image
 
 import zoo
 from zoo.cli import cli
-from zoo.data import load_sample
-from zoo.viz import activations_figure, filters_figure, layer_activations, layer_weights, load_image, resolve_layer
+from zoo.data.datasets import load_sample
+from zoo.studies.viz import (
+    activations_figure,
+    filters_figure,
+    layer_activations,
+    layer_weights,
+    load_image,
+    resolve_layer,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Checkpoint format, resolver and loader (zoo.weights).
+"""Checkpoint format, resolver and loader (zoo.weights.load).
 
 Everything runs on resnet20 (0.27M parameters) in temporary folders: ``ZOO_WEIGHTS_DIR``, ``ZOO_CACHE``
 and the checkout's ``weights/`` are redirected, so nothing outside ``tmp_path`` is read or written. The
@@ -20,13 +20,13 @@ import torch
 from safetensors import safe_open
 
 import zoo
-import zoo.weights as zw
+import zoo.weights.load as zw
 from conftest import SystemPayload, TouchPayload
 from zoo import registry
 from zoo.builder import count_flops, count_params
-from zoo.data import get_dataset_spec
+from zoo.data.datasets import get_dataset_spec
 from zoo.errors import CheckpointError, InvalidArgumentError, UnknownModelError
-from zoo.weights import (
+from zoo.weights.load import (
     Metrics,
     Weights,
     get_weights,

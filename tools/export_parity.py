@@ -15,7 +15,7 @@ from pathlib import Path
 
 import zoo
 from zoo.evaluate import evaluate_model
-from zoo.machine import hardware_description
+from zoo.utils.machine import hardware_description
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 

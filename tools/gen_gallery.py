@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo.weights import Weights
+from zoo.weights.load import Weights
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -59,8 +59,8 @@ def _is_conv(arch: str) -> bool:
 def build(weights: Weights, runs: list[Path], data_dir: str | None) -> dict[str, Any]:
     """Evaluate and draw one checkpoint; return the record the page is rendered from."""
     from zoo.evaluate import evaluate_model
-    from zoo.plots import plot_confusion, plot_curves
-    from zoo.viz import activations_figure, filters_figure
+    from zoo.studies.viz import activations_figure, filters_figure
+    from zoo.utils.plots import plot_confusion, plot_curves
 
     name = weights.name
     record_path = FIGS / f"{name}.json"

@@ -1,4 +1,4 @@
-"""Write the embedded test samples ``zoo/_sample/{cifar10,mnist}.npz`` from the real, verified test sets.
+"""Write the embedded test samples ``zoo/data/_sample/{cifar10,mnist}.npz`` from the real, verified test sets.
 
 Selection: the first ``SAMPLE_PER_CLASS`` (100) images of each class in test-set order, i.e. for each
 class c the 100 smallest test indices with label c; stored sorted by test index. Arrays: ``images``
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import SAMPLE_PER_CLASS, load_split
+from zoo.data.datasets import SAMPLE_PER_CLASS, load_split
 
 DATASETS = ("cifar10", "mnist")
-OUT_DIR = Path(__file__).resolve().parents[1] / "zoo" / "_sample"
+OUT_DIR = Path(__file__).resolve().parents[1] / "zoo" / "data" / "_sample"
 
 
 def select(labels: np.ndarray, per_class: int = SAMPLE_PER_CLASS) -> np.ndarray:

@@ -44,7 +44,7 @@ def _unmosaic(image: np.ndarray) -> bytes:
 def pack(src: Path, out: Path, names: list[str]) -> list[dict[str, object]]:
     """Pack ``names`` from ``src`` into ``out``; returns one record per file."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from zoo.cifar_files import read_batch
+    from zoo.data.cifar_files import read_batch
     from zoo.errors import DatasetError
 
     out.mkdir(parents=True, exist_ok=True)

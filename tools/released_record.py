@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.data import Split, batches, load_split
+from zoo.data.datasets import Split, batches, load_split
 from zoo.metadata import Weights
 
 ROOT = Path(__file__).resolve().parent.parent

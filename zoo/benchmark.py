@@ -1,6 +1,6 @@
 """Inference throughput and latency per model, device, backend, batch size and thread count: ``bench``.
 
-A *setting* is a backend spec (``zoo.backends``: ``eager``, ``fold-bn+channels-last+bf16-cast``,
+A *setting* is a backend spec (``zoo.runners``: ``eager``, ``fold-bn+channels-last+bf16-cast``,
 ``onnxruntime``, ``auto``, ...) and a thread count.
 
 How it measures, per model, device and batch size:
@@ -43,7 +43,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .backends import (
+from .errors import InvalidArgumentError, ZooError, one_line, summarize
+from .runners.runner import (
     EXPORTED,
     INT8,
     RunFn,
@@ -56,9 +57,8 @@ from .backends import (
     prepare,
     resolve_auto,
 )
-from .errors import InvalidArgumentError, ZooError, one_line, summarize
-from .fileio import atomic_write_text, read_json
-from .machine import cpu_description, device_name
+from .utils.fileio import atomic_write_text, read_json
+from .utils.machine import cpu_description, device_name
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
 
@@ -404,7 +404,7 @@ class _Setting:
 def _calibration(name: str, input_size: tuple[int, ...], n: int = 300) -> tuple[torch.Tensor, str]:
     """What an int8 setting calibrates on: training images of the model's dataset when they are here,
     else random inputs (enough to time the int8 kernels; the row's accuracy then means nothing)."""
-    from .data import DatasetMissingError, calibration_batch
+    from .data.datasets import DatasetMissingError, calibration_batch
     from .registry import get_entry, parse_model_name
 
     if parse_model_name(name)[0] == "zoo":
@@ -424,7 +424,7 @@ def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.d
         setting.status = f"not installed: {missing}"
         return setting
     if device.type == "cuda" and set(mods) & set(EXPORTED):
-        setting.status = "CPU only (zoo.backends runs exported models on the CPU)"
+        setting.status = "CPU only (zoo.runners runs exported models on the CPU)"
         return setting
     if device.type != "cuda" and "cuda-graph" in mods:
         setting.status = "CUDA only (CUDA graphs)"

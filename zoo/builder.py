@@ -43,7 +43,7 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
 
     Args:
         name: a registered name (``zoo.list_models()``), or ``timm/<name>`` for a timm architecture
-            adapted to the dataset's input size (see ``zoo.timm_interop``).
+            adapted to the dataset's input size (see ``zoo.interop.to_timm``).
         num_classes: classifier outputs (default: the model's dataset).
         in_chans: input channels (default: the model's dataset).
         weights: a weight name ``arch.tag``, a tag of this model, ``"default"``, or a file path.
@@ -52,7 +52,7 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
     """
     source, bare = parse_model_name(name)
     if source == "timm":
-        from .timm_models import create_timm
+        from .interop.from_timm import create_timm
 
         if weights is not None:  # never silently dropped: every caller then expects a checkpoint's config
             raise InvalidArgumentError(f"{name} is built from timm with random weights; zoo's checkpoints are for "
@@ -69,7 +69,7 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
     model = entry.fn(**options)
     loaded = None
     if weights is not None:
-        from .weights import load_into
+        from .weights.load import load_into
 
         # num_classes with weights is fine-tuning: a classifier of another size starts fresh (logged)
         head = getattr(model, "classifier_path", None) if num_classes is not None else None

@@ -1,7 +1,7 @@
 """Deployment jobs: export a registered model with its weights and check it; quantise an exported file.
 
 ``export_model`` builds the model with its checkpoint (``zoo.create``), writes the artefact with the
-serializers of ``zoo.export``, loads it back as a ``zoo.backends`` runner and runs it against eager on
+serializers of ``zoo.runners.serialize``, loads it back as a ``zoo.runners`` runner and runs it against eager on
 random inputs and on a real batch at two batch sizes; ``parity`` records the max abs difference and
 whether the argmax is identical, and an ``ExportError`` is raised when the difference exceeds the
 tolerance (the file at ``out`` is then left as it was). ``quantize`` makes a static int8 file (ONNX
@@ -11,7 +11,6 @@ on the test split.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -25,12 +24,12 @@ import torch
 import torch.nn as nn
 
 from ._version import __version__
-from .backends import FORMAT_RUNTIMES, backend_of, fold_batchnorm, load
 from .builder import create
-from .data import DatasetMissingError, batches, calibration_batch, load_for_eval
+from .data.datasets import DatasetMissingError, batches, calibration_batch, load_for_eval
 from .errors import InvalidArgumentError, ZooError, summarize
-from .evaluate import evaluate
-from .export import (
+from .registry import get_entry, get_weights
+from .runners.runner import FORMAT_RUNTIMES, backend_of, fold_batchnorm, load
+from .runners.serialize import (
     FORMATS,
     ExportError,
     quantize_onnx_static,
@@ -40,9 +39,9 @@ from .export import (
     to_pt2,
     to_torchscript,
 )
-from .fileio import atomic_path, replace_into
-from .registry import get_entry, get_weights
+from .scoring import evaluate
 from .specs import get_dataset_spec
+from .utils.fileio import atomic_path, replace_into
 
 __all__ = ["ATOL", "Parity", "check_parity", "ExportResult", "export_model", "QuantResult", "quantize"]
 
@@ -118,7 +117,7 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
     split of the model's dataset under ``data_dir``, else the embedded sample). Raises ``ExportError``
     when parity fails; the file at ``out`` is then left as it was. ``int8`` (ONNX and OpenVINO) also
     writes ``<stem>.int8<suffix>`` beside it, quantised from the model with its BatchNorms folded
-    (``zoo.backends.fold_batchnorm``) and calibrated on ``calibration`` training images, and scores
+    (``zoo.runners.fold_batchnorm``) and calibrated on ``calibration`` training images, and scores
     both files (``quantize``): ``result.int8``.
     """
     if fmt not in FORMATS:
@@ -313,9 +312,7 @@ def quantize(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str
     quantizer = quantize_onnx_static if runtime == "onnxruntime" else quantize_openvino
     _, method = quantizer(Path(source) if source is not None else fp32_path, int8_path, x_calib)
     test = load_for_eval(dataset, "test", data_dir=data_dir)
-    if eval_limit:
-        test = dataclasses.replace(test, images=test.images[:eval_limit], labels=test.labels[:eval_limit],
-                                   indices=None)
+    test = test.head(eval_limit or None)
     results = {}
     for key, path in (("fp32", fp32_path), ("int8", int8_path)):
         runner = load(path, runtime, threads=threads)

@@ -1,29 +1,27 @@
-"""Evaluation: top-1, top-5, mean loss, per-class accuracy, confusion matrix, throughput.
-
-``evaluate`` runs a model over a ``zoo.data.Split``; ``evaluate_model`` is the whole job behind
-``zoo-eval``: build the model, load its weights, load the data (or the embedded sample), evaluate.
+"""The job behind ``zoo-eval``: ``evaluate_model`` builds the model, loads its weights, loads the data (or
+the embedded sample), runs it with a ``zoo.runners`` backend and scores it (``zoo.scoring.evaluate``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .builder import create
-from .data import Split, batches, get_dataset_spec, load_for_eval
-from .errors import InvalidArgumentError, ZooError, summarize
-from .folders import is_image_folder, load_image_folder
+from .data.datasets import Split, get_dataset_spec, load_for_eval
+from .data.folders import is_image_folder, load_image_folder
+from .errors import InvalidArgumentError
 from .registry import get_entry, parse_model_name
+from .scoring import evaluate
+from .utils.machine import resolve_device
 
-__all__ = ["EvalResult", "evaluate", "evaluate_model", "resolve_device"]
+__all__ = ["EvalResult", "evaluate_model"]
 
 _logger = logging.getLogger(__name__)
 
@@ -55,142 +53,13 @@ class EvalResult:
     images_per_s: float
     wall_s: float
     notes: list[str] = field(default_factory=list)
-    backend: str = "eager"  # as asked: auto, eager, an exported backend, or zoo.backends modifiers
+    backend: str = "eager"  # as asked: auto, eager, an exported backend, or zoo.runners modifiers
     setting: str = "eager"  # what ran: ``auto`` resolved (e.g. fold-bn+channels-last+bf16-cast)
     parity: dict[str, Any] | None = None  # vs eager: top-1 of both, eager top-5 and loss, disagreeing images
     recorded_top1: float | None = None  # the released checkpoint's recorded top-1 (fp32 eager), when comparable
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``cuda:N``; a CUDA request on a machine without CUDA raises."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InvalidArgumentError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgumentError(f"--device {device}: no CUDA device is available on this machine; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise InvalidArgumentError(f"unsupported device {device!r}; use cpu or cuda")
-    return dev
-
-
-def _progress(it: Iterator[Any], total: int, enabled: bool, desc: str) -> Iterator[Any]:
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(it, total=total, desc=desc, unit="batch", leave=False))
-
-
-def _check_shapes(model: Callable[[torch.Tensor], torch.Tensor], split: Split, num_classes: int, device: torch.device,
-                  name: str) -> None:
-    """Fail with a clear message when the model does not fit the data (input shape or class count)."""
-    x = split.images[:2]
-    try:
-        with torch.no_grad():
-            out = model(x.to(device, torch.float32))
-    except Exception as e:  # a boundary: torch raises RuntimeError, onnxruntime its own exception types
-        shape = "x".join(map(str, x.shape[1:]))
-        raise InvalidArgumentError(
-            f"{name} cannot take {split.dataset.name} input of shape {shape}: "
-            f"{summarize(e, limit=300)}"
-        ) from None
-    if out.ndim != 2 or out.shape[1] != num_classes:
-        raise InvalidArgumentError(
-            f"{name} outputs {tuple(out.shape[1:])} scores but {split.dataset.name} has {num_classes} classes"
-        )
-    _check_batch(out, x.shape[0], name)
-
-
-def _check_batch(out: Any, images: int, name: str) -> None:
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise InvalidArgumentError(f"{name} gave outputs of shape {shape} for a batch of {images} images; "
-                                   f"expected ({images}, classes): its batch size does not follow the input")
-
-
-def _scores(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, name: str, index: int) -> torch.Tensor:
-    """The logits of one batch: every failure of the model (an artefact's runtime raises its own types) is one line."""
-    try:
-        out = model(x)
-    except ZooError:
-        raise
-    except Exception as e:  # noqa: BLE001  (a boundary: torch, onnxruntime and OpenVINO raise their own types)
-        raise InvalidArgumentError(f"{name} failed on batch {index + 1} ({x.shape[0]} images): "
-                                   f"{type(e).__name__}: {summarize(e, limit=300)}") from None
-    _check_batch(out, x.shape[0], name)
-    return out.float()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: Split, *, batch_size: int = 256,
-             device: str | torch.device = "cpu", mean: tuple[float, ...] | None = None,
-             std: tuple[float, ...] | None = None, progress: bool = False, name: str = "model",
-             return_predictions: bool = False) -> dict[str, Any]:
-    """Evaluate ``model`` (a module, or any callable batch -> logits) on ``split``.
-
-    Returns the metrics of ``EvalResult`` as a dict (plus ``predictions``, a tensor of the top-1
-    class per image, with ``return_predictions``).
-    """
-    if batch_size < 1:
-        raise InvalidArgumentError(f"batch size must be positive, got {batch_size}")
-    device = torch.device(device)
-    num_classes = split.dataset.num_classes
-    if isinstance(model, nn.Module):
-        model = model.to(device).eval()
-    _check_shapes(model, split, num_classes, device, name)
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    loss_sum, top5_correct, n = 0.0, 0, 0
-    k = min(5, num_classes)
-    predictions: list[torch.Tensor] = []
-    total = (len(split) + batch_size - 1) // batch_size
-    t0 = time.perf_counter()
-    for index, (x, y) in enumerate(_progress(batches(split, batch_size, mean=mean, std=std, device=device), total,
-                                             progress, name)):
-        logits = _scores(model, x, name, index)
-        y = y.to(device)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        top5_correct += (logits.topk(k, 1).indices == y[:, None]).any(1).sum().item()
-        pred = logits.argmax(1)
-        if return_predictions:
-            predictions.append(pred.cpu())
-        confusion += torch.bincount((y * num_classes + pred).cpu(), minlength=num_classes**2).view(
-            num_classes, num_classes)
-        n += y.numel()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall = time.perf_counter() - t0
-    correct = int(confusion.diag().sum())
-    per_class_n = confusion.sum(1)
-    per_class = [
-        {"class": c, "images": int(per_class_n[i]),
-         "accuracy": 100.0 * float(confusion[i, i]) / max(1, int(per_class_n[i]))}
-        for i, c in enumerate(split.dataset.classes)
-    ]
-    out = dict(
-        num_images=n,
-        top1=100.0 * correct / max(1, n),
-        top5=100.0 * top5_correct / max(1, n),
-        loss=loss_sum / max(1, n),
-        correct=correct,
-        per_class=per_class,
-        confusion=confusion.tolist(),
-        images_per_s=n / wall if wall > 0 else float("inf"),
-        wall_s=wall,
-    )
-    if return_predictions:
-        out["predictions"] = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64)
-    return out
-
-
-def _subset(split: Split, limit: int) -> Split:
-    import dataclasses
-
-    idx = split.indices[:limit] if split.indices is not None else None
-    return dataclasses.replace(split, images=split.images[:limit], labels=split.labels[:limit], indices=idx)
 
 
 def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split: str = "test",
@@ -206,17 +75,17 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     1,000-image sample is used and the result says so.
 
     ``backend``: ``auto`` (the default) runs the setting measured fastest for a pass over a dataset on
-    ``device`` (``zoo.backends.resolve_auto``: measured per CPU class, setup time included; often bf16),
+    ``device`` (``zoo.runners.resolve_auto``: measured per CPU class, setup time included; often bf16),
     whose top-1 can differ from fp32 by a few images; ``eager`` runs the model as built in fp32, which
-    is how every recorded accuracy was measured and reproduces it exactly. Other ``zoo.backends``
+    is how every recorded accuracy was measured and reproduces it exactly. Other ``zoo.runners``
     specs (``bf16``, ``fold-bn+channels-last``...) run as given. An exported backend alone
     (``onnxruntime``, ``pt2``, ``torchscript``, ``openvino``, ``openvino-bf16`` and the int8 ones,
-    ``zoo.backends.EXPORTED``) evaluates an exported artefact (``artefact``, or a fresh export of the
+    ``zoo.runners.EXPORTED``) evaluates an exported artefact (``artefact``, or a fresh export of the
     same weights; int8 calibrated on 300 training images); the eager model is evaluated too and
     ``parity`` counts the images whose top-1 differs. A pt2 or TorchScript ``artefact`` is code by nature
-    and is refused unless ``trust_artefact`` (``zoo.backends.load``).
+    and is refused unless ``trust_artefact`` (``zoo.runners.load``).
     """
-    from .backends import EXPORTED, backend_of, parse_backend
+    from .runners.runner import EXPORTED, backend_of, parse_backend
 
     if backend != "auto":
         parse_backend(backend)  # an unknown name fails here, before any work
@@ -236,7 +105,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                         f"pass --weights FILE, or train one with `zoo train --model {name} --recipe ...`")
         notes.append(weights_note)
     else:
-        from .weights import load_into
+        from .weights.load import load_into
 
         loaded = load_into(model, name, weights)
         weights_note = f"loaded {loaded.name}" if loaded is not None else f"loaded {weights}"
@@ -266,7 +135,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     if limit is not None:
         if limit < 1:
             raise InvalidArgumentError(f"--limit must be positive, got {limit}")
-        data = _subset(data, limit)
+        data = data.head(limit)
         notes.append(f"limited to the first {len(data):,} images")
     parity = None
     if artefact is not None and backend == "auto":  # the file says how it runs: .onnx, .pt2, .ts.pt, .xml
@@ -306,8 +175,8 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
 def _prepare(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: torch.device, batch_size: int,
              name: str, images: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """The callable that evaluates ``model`` with ``backend``, and the setting it resolved to."""
-    from .backends import AUTO_CPU_BF16, AUTO_CPU_FP32, cpu_has_bf16, parse_backend, prepare, resolve_auto
     from .builder import count_flops
+    from .runners.runner import AUTO_CPU_BF16, AUTO_CPU_FP32, cpu_has_bf16, parse_backend, prepare, resolve_auto
 
     if backend == "eager":
         return model.to(dev).eval(), "eager"
@@ -342,8 +211,8 @@ def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str |
                       dev: torch.device, mean: tuple[float, ...], std: tuple[float, ...],
                       progress: bool, dataset_name: str, data_dir: Any, trust: bool = False
                       ) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .backends import EXPORTED, INT8, load, prepare
-    from .data import calibration_batch
+    from .data.datasets import calibration_batch
+    from .runners.runner import EXPORTED, INT8, load, prepare
 
     if backend not in EXPORTED:
         raise InvalidArgumentError(f"unknown backend {backend!r}; use one of eager, {', '.join(EXPORTED)}")
@@ -351,7 +220,7 @@ def _evaluate_backend(model: nn.Module, name: str, backend: str, artefact: str |
         raise InvalidArgumentError(f"--backend {backend} runs on the CPU here; use --device cpu")
     if artefact is not None:
         runner = load(artefact, backend, trust=trust)
-    else:  # the same weights, exported now (zoo.backends writes the artefact in a scratch folder and loads it)
+    else:  # the same weights, exported now (zoo.runners writes the artefact in a scratch folder and loads it)
         calibration = None
         if backend in INT8:  # training images of the model's dataset, never the images scored here
             calibration = calibration_batch(dataset_name, mean=mean, std=std, data_dir=data_dir)

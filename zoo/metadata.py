@@ -111,8 +111,8 @@ class Weights:
 
     def transforms(self) -> Any:
         """A torchvision-style callable: PIL image, uint8 tensor or array -> the normalised float tensor this
-        checkpoint expects (``zoo.transforms.make_transform``; other image sizes are resized, and it says so)."""
-        from .transforms import make_transform  # torchvision, only when asked for
+        checkpoint expects (``zoo.data.transforms.make_transform``; other image sizes are resized, and it says so)."""
+        from .data.transforms import make_transform  # torchvision, only when asked for
 
         return make_transform(self.data_config())
 

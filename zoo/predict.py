@@ -1,8 +1,8 @@
 """Classify images with a checkpoint: ``zoo.predict.predict`` and ``zoo predict``.
 
 The model runs in eval mode, in batches, on each image prepared by the checkpoint's own transform
-(``model.pretrained_cfg`` -> ``zoo.transforms.make_transform``: channels, size, mean/std), and
-each image gets its top-k classes with softmax probabilities. ``backend`` is a ``zoo.backends`` spec;
+(``model.pretrained_cfg`` -> ``zoo.data.transforms.make_transform``: channels, size, mean/std), and
+each image gets its top-k classes with softmax probabilities. ``backend`` is a ``zoo.runners`` spec;
 ``auto`` (the default) is the setting measured fastest for that many images, setup included (often bf16,
 whose probabilities can differ from fp32 in the third decimal); ``eager`` is the model as built, fp32.
 """
@@ -19,12 +19,12 @@ import torch
 import torch.nn as nn
 
 from .builder import create
+from .data.folders import find_images, open_image
+from .data.transforms import make_transform
 from .errors import InvalidArgumentError
-from .evaluate import resolve_device
-from .folders import find_images, open_image
 from .metadata import data_config
 from .registry import get_entry
-from .transforms import make_transform
+from .utils.machine import resolve_device
 
 __all__ = ["predict", "Prediction"]
 
@@ -91,9 +91,9 @@ def predict(model: str | nn.Module, images: Sequence[Any], *, weights: str | Non
 
 def _runner(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: torch.device, batch_size: int,
             images: int) -> Any:
-    """``model`` itself for ``eager``; else a ``zoo.backends`` runner (``auto``: resolved for ``images`` images)."""
-    from .backends import INT8, parse_backend, prepare, resolve_auto
+    """``model`` itself for ``eager``; else a ``zoo.runners`` runner (``auto``: resolved for ``images`` images)."""
     from .builder import count_flops
+    from .runners.runner import INT8, parse_backend, prepare, resolve_auto
 
     if backend == "eager":
         return model

@@ -52,12 +52,12 @@ import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 
-from ._version import __version__
-from .errors import CheckpointError, InvalidArgumentError, UnknownModelError, summarize
-from .fileio import atomic_write_bytes, check_zip, regular_file
-from .metadata import SAFETENSORS_SUFFIX, Metrics, Weights
-from .registry import all_weights, get_entry, get_weights, list_weights
-from .specs import DatasetSpec, get_dataset_spec
+from .._version import __version__
+from ..errors import CheckpointError, InvalidArgumentError, UnknownModelError, summarize
+from ..metadata import SAFETENSORS_SUFFIX, Metrics, Weights
+from ..registry import all_weights, get_entry, get_weights, list_weights
+from ..specs import DatasetSpec, get_dataset_spec
+from ..utils.fileio import atomic_write_bytes, check_zip, regular_file
 
 __all__ = [
     "FORMAT",
@@ -92,7 +92,7 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 # Prefixes added by nn.DataParallel / DistributedDataParallel and by torch.compile.
 _PREFIXES = ("module.", "_orig_mod.")
 _STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 # A git checkout's weights/ folder; an installed package has none (the wheel holds no checkpoints).
 _REPO_WEIGHTS_DIR: Path | None = _CHECKOUT / "weights" if (_CHECKOUT / "pyproject.toml").is_file() else None
 # The project's public host for released files (``<base>/<file_name>``). zoo has none yet: files are
@@ -184,7 +184,7 @@ def _header_metadata(arch: str, dataset: str | DatasetSpec, tensors: StateDict,
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` next to ``path``, fsync, rename into place (``zoo.fileio``: the umask or the old mode)."""
+    """Write ``data`` next to ``path``, fsync, rename into place (``zoo.utils.fileio``: the umask or the old mode)."""
     atomic_write_bytes(path, data)
 
 
@@ -309,8 +309,8 @@ _MAX_HEADER_BYTES = 100_000_000  # safetensors' own bound on the JSON header
 
 def _read_bytes(path: Path) -> bytes:
     """The checkpoint's bytes, read only after the file is known to be a regular file of at most
-    ``zoo.fileio.MAX_FILE_BYTES``, a safetensors header length fits the file, and a zip's members declare at
-    most ``zoo.fileio.MAX_UNPACKED_BYTES`` (a few MB that would become gigabytes are refused unread)."""
+    ``zoo.utils.fileio.MAX_FILE_BYTES``, a safetensors header length fits the file, and a zip's members declare at
+    most ``zoo.utils.fileio.MAX_UNPACKED_BYTES`` (a few MB that would become gigabytes are refused unread)."""
     try:
         size = regular_file(path, "checkpoint").stat().st_size
         if _format_of(path) == "safetensors":

@@ -16,7 +16,7 @@ from timm.optim import Muon, create_optimizer_v2, param_groups_weight_decay
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler, PolyLRScheduler, StepLRScheduler
 from timm.scheduler.scheduler import Scheduler
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 from .recipes import Recipe
 
 __all__ = ["FilterMuon", "Lookahead", "OptimizerChain", "create_ema", "create_optimizer", "create_scheduler", "lr_at"]

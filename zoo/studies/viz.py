@@ -9,7 +9,7 @@ and the weights of the first convolutional layer, as RGB images and per colour c
   input image (784 -> 1 x 28 x 28).
 - ``layer_activations(model, x, layer)``: the output of any named module for one input image.
 - ``filters_figure`` and ``activations_figure`` build a model (with its released weights by
-  default), call the two above and write the figures through ``zoo.plots``; the CLI's ``zoo viz``
+  default), call the two above and write the figures through ``zoo.utils.plots``; the CLI's ``zoo viz``
   calls them.
 
 ``layer`` is a module name as in ``model.named_modules()`` (``zoo info NAME`` lists them), or
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .builder import create
-from .data import load_sample
-from .errors import InvalidArgumentError
-from .registry import get_entry
-from .specs import get_dataset_spec
+from ..builder import create
+from ..data.datasets import load_sample
+from ..errors import InvalidArgumentError
+from ..registry import get_entry
+from ..specs import get_dataset_spec
 
 __all__ = ["resolve_layer", "layer_weights", "layer_activations", "load_image", "sample_image",
            "LayerView", "filters_figure", "activations_figure"]
@@ -117,7 +117,7 @@ def load_image(path: str | os.PathLike[str], input_size: tuple[int, ...]) -> tor
     """An image file as uint8 C x H x W at ``input_size`` (converted to RGB or grey, resized bilinearly)."""
     from PIL import Image
 
-    from .folders import open_image
+    from ..data.folders import open_image
 
     c, h, w = input_size
     img = open_image(path).convert("RGB" if c == 3 else "L")  # only a regular file; every Pillow error is one line
@@ -184,7 +184,7 @@ def filters_figure(name: str, *, weights: str | None = None, layer: str | None =
     For 3-channel filters the figure has the RGB composite and one panel per channel (report 003,
     Figures 10-13). ``out`` defaults to ``<model>-filters.png``.
     """
-    from .plots import plot_filters
+    from ..utils.plots import plot_filters
 
     model, loaded, note, _, _ = _load(name, weights)
     entry = get_entry(name)
@@ -206,7 +206,7 @@ def activations_figure(name: str, *, image: str | os.PathLike[str] | None = None
     The input is an image file (``image``, resized to the model's input size) or image ``sample`` of
     the embedded test sample of the model's dataset. ``out`` defaults to ``<model>-activations.png``.
     """
-    from .plots import plot_feature_maps
+    from ..utils.plots import plot_feature_maps
 
     if (image is None) == (sample is None):
         raise InvalidArgumentError("give exactly one of --image FILE and --sample N")

@@ -1,4 +1,5 @@
-"""What a run ran on, in words: recorded with checkpoints, benchmark results and studies."""
+"""The machine: what a run ran on, in words (recorded with checkpoints, benchmark results and studies), and
+the device a ``--device`` option names (``resolve_device``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["device_name", "hardware_description", "cpu_description", "cpu_class", "cpu_flags", "cpu_has_bf16"]
+from ..errors import InvalidArgumentError
+
+__all__ = ["resolve_device", "device_name", "hardware_description", "cpu_description", "cpu_class", "cpu_flags",
+           "cpu_has_bf16"]
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -67,3 +71,16 @@ def cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N``; a CUDA request on a machine without CUDA raises."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidArgumentError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError(f"--device {device}: no CUDA device is available on this machine; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise InvalidArgumentError(f"unsupported device {device!r}; use cpu or cuda")
+    return dev

@@ -34,12 +34,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .builder import create
-from .data import Split, batches, load_split
-from .errors import InvalidArgumentError, one_line
-from .evaluate import evaluate
-from .fileio import atomic_write_text, read_json, strict_json
-from .machine import hardware_description
+from ..builder import create
+from ..data.datasets import Split, batches, load_split
+from ..errors import InvalidArgumentError, one_line
+from ..scoring import evaluate
+from ..utils.fileio import atomic_write_text, read_json, strict_json
+from ..utils.machine import hardware_description
 
 __all__ = ["TransferConfig", "PRESETS", "transfer_config", "run_transfer", "redraw_transfer", "transfer_figure"]
 
@@ -100,7 +100,7 @@ def _classes(split: Split, keep: tuple[int, ...], limit: int = 0, seed: int = 0)
 
 
 def _score(model: nn.Module, data: Split) -> tuple[float, float]:
-    """Mean cross-entropy and top-1 on ``data`` (``zoo.evaluate.evaluate``, which switches to eval mode)."""
+    """Mean cross-entropy and top-1 on ``data`` (``zoo.scoring.evaluate``, which switches to eval mode)."""
     was = model.training
     metrics = evaluate(model, data, batch_size=500)
     model.train(was)
@@ -169,7 +169,7 @@ def _claims(runs: dict[str, dict[str, list[float]]], final: dict[str, dict[str, 
 def run_transfer(config: TransferConfig, *, out_dir: str | os.PathLike[str], data_dir: str | None = None,
                  threads: int | None = None) -> dict[str, Any]:
     """Run the study (see the module docstring); writes ``transfer.json`` and ``transfer.png`` in ``out_dir``."""
-    from .train import _freeze, _frozen_norms
+    from ..train.loop import freeze, frozen_norms_of
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -193,11 +193,11 @@ def run_transfer(config: TransferConfig, *, out_dir: str | os.PathLike[str], dat
     transfer = create(config.model, num_classes=n_source)
     transfer.load_state_dict(source_model.state_dict())
     transfer.reset_classifier(len(config.target_classes))
-    layers = _freeze(transfer, config.freeze)
+    layers = freeze(transfer, config.freeze)
     before = {k: t.clone() for k, t in transfer.state_dict().items()
               if any(k.startswith(f"{n}.") for n in layers["frozen"])}
     runs["transfer"] = _train(transfer, target, config.target_steps, config.lr, config, probe,
-                              tuple(_frozen_norms(transfer, layers["frozen"])))
+                              tuple(frozen_norms_of(transfer, layers["frozen"])))
     state = transfer.state_dict()
     layers["frozen_tensors_unchanged"] = all(torch.equal(state[k], t) for k, t in before.items())
     torch.manual_seed(config.seed + 1)
@@ -243,7 +243,7 @@ def redraw_transfer(json_path: str | os.PathLike[str], out_dir: str | os.PathLik
 
 def transfer_figure(result: dict[str, Any], path: Path) -> Path:
     """Loss and top-1 on the target test images per step, transfer vs scratch, on one figure."""
-    from .plots import plot_lines
+    from ..utils.plots import plot_lines
 
     runs, cfg = result["runs"], result["config"]
     panels = [("training loss (mean since the last probe)", "cross-entropy", "train_loss", 1),

@@ -43,14 +43,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import augment_flip_crop
-from .builder import create
-from .data import Split, batches, get_dataset_spec, load_split
-from .errors import InvalidArgumentError, one_line
-from .evaluate import resolve_device
-from .fileio import atomic_write_text, read_json, strict_json
-from .machine import hardware_description
-from .registry import get_entry
+from ..builder import create
+from ..data.augment import augment_flip_crop
+from ..data.datasets import Split, batches, get_dataset_spec, load_split
+from ..errors import InvalidArgumentError, one_line
+from ..registry import get_entry
+from ..utils.fileio import atomic_write_text, read_json, strict_json
+from ..utils.machine import hardware_description, resolve_device
 
 __all__ = ["LandscapeConfig", "PRESETS", "landscape_config", "RunTrace", "LandscapeResult", "run_landscape",
            "summarize", "landscape_figures", "redraw_landscape"]
@@ -71,7 +70,7 @@ class LandscapeConfig:
     batch_size: int = 128
     train_images: int = 0  # the first N training images (0 = all)
     probe_every: int = 1  # measure the gradient change every N steps
-    augment: bool = False  # flip + pad-and-crop (zoo.augment.augment_flip_crop)
+    augment: bool = False  # flip + pad-and-crop (zoo.data.augment.augment_flip_crop)
     dataset: str = "cifar10"
     seed: int = 0
 
@@ -347,12 +346,6 @@ def _write_json(result: LandscapeResult, path: Path) -> None:
     atomic_write_text(path, json.dumps(result.to_dict(), indent=1, allow_nan=False) + "\n")
 
 
-def _subset(data: Split, n: int) -> Split:
-    if n <= 0 or n >= len(data):
-        return data
-    return dataclasses.replace(data, images=data.images[:n], labels=data.labels[:n])
-
-
 def run_landscape(config: LandscapeConfig, *, out_dir: str | os.PathLike[str], data_dir: str | None = None,
                   device: str = "cpu", progress: bool = True, figures: bool = True, data: Split | None = None,
                   threads: int | None = None) -> LandscapeResult:
@@ -370,7 +363,7 @@ def run_landscape(config: LandscapeConfig, *, out_dir: str | os.PathLike[str], d
     dev = resolve_device(device)
     if data is None:
         data = load_split(config.dataset, "train", data_dir=data_dir)
-    data = _subset(data, config.train_images)
+    data = data.head(config.train_images or None)
     if len(data) < config.batch_size:
         raise InvalidArgumentError(f"batch_size {config.batch_size} exceeds the {len(data)} training images")
     result = LandscapeResult(config.to_dict(), [], {}, {}, hardware_description(dev),
@@ -445,7 +438,7 @@ def redraw_landscape(json_path: str | os.PathLike[str], out_dir: str | os.PathLi
 
 def landscape_figures(result: LandscapeResult, out_dir: str | os.PathLike[str]) -> list[Path]:
     """``loss_landscape.png``, ``gradient_predictiveness.png``, ``beta_smoothness.png`` and ``loss_curves.png``."""
-    from .plots import plot_bands, plot_lines
+    from ..utils.plots import plot_bands, plot_lines
 
     out = Path(out_dir)
     cfg = result.config

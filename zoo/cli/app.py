@@ -17,7 +17,7 @@ import click
 
 import zoo
 from zoo.errors import one_line
-from zoo.fileio import strict_json
+from zoo.utils.fileio import strict_json
 
 __all__ = ["main", "eval_main", "cli"]
 
@@ -97,7 +97,7 @@ verbose_option = click.option("-v", "--verbose", is_flag=True, expose_value=Fals
 @json_option
 def list_cmd(pattern: str, dataset: str | None, pretrained: bool, as_json: bool) -> None:
     """List registered models matching PATTERN (fnmatch wildcards, e.g. 'resnet*'); --pretrained: their checkpoints."""
-    from .registry import get_entry
+    from ..registry import get_entry
 
     models = [get_entry(n).summary() for n in zoo.list_models(pattern, dataset=dataset, pretrained=pretrained)]
     if as_json:
@@ -162,7 +162,7 @@ def info_cmd(name: str, as_json: bool) -> None:
 
 
 def _weights_card(w: Any, as_json: bool) -> None:
-    from .weights import where
+    from ..weights.load import where
 
     place, path = where(w)
     if as_json:
@@ -220,12 +220,12 @@ def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple
     By default zoo's `auto` runs beside eager and the runtimes a deployment would pick instead
     (onnxruntime, OpenVINO fp32 and bf16); add timm's network with `-m resnet18,timm/resnet18`.
     """
-    from .benchmark import bench
+    from ..benchmark import bench
 
     r = bench(models, devices=devices, backends=backends, batch_sizes=batch_sizes, threads=threads,
               min_time_s=min_time, refresh_peak=refresh_peak)
     if plot_png:
-        from .plots import plot_throughput
+        from ..utils.plots import plot_throughput
 
         plot_throughput([row.to_dict() for row in r.rows], plot_png, title=f"zoo bench on {r.machine['cpu']}")
     if as_json:
@@ -280,7 +280,7 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
               help="auto: the setting measured fastest for this CPU class (zoo/auto.json; often bf16); eager: "
                    "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
                    "onnxruntime-int8|openvino-int8: an exported artefact (int8: calibrated on training images), "
-                   "with parity against eager; or zoo.backends modifiers such as fold-bn+channels-last.")
+                   "with parity against eager; or zoo.runners modifiers such as fold-bn+channels-last.")
 @click.option("--artefact", type=_Path(exists=True, dir_okay=False),
               help="An exported file to evaluate (with --backend auto, its runtime comes from the suffix); "
                    "default: export the same weights now.")
@@ -298,7 +298,7 @@ def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, bat
              as_json: bool) -> None:
     """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist, or an image folder DIR/<class>/...):
     top-1, top-5, loss, per class."""
-    from .evaluate import evaluate_model
+    from ..evaluate import evaluate_model
 
     _set_threads(threads)
 
@@ -332,7 +332,7 @@ def _write_confusion(r: Any, path: str | None) -> bool:
     """Written after the results are out, so a bad path never throws a finished evaluation away."""
     if not path:
         return False
-    from .plots import plot_confusion
+    from ..utils.plots import plot_confusion
 
     plot_confusion(r.confusion, r.classes, path,
                    title=f"{r.model} on {r.dataset} {r.split} ({r.num_images:,} images), top-1 {r.top1:.2f}%")
@@ -348,14 +348,14 @@ def _write_confusion(r: Any, path: str | None) -> bool:
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--backend", default="auto", show_default=True,
-              help="auto: the setting measured fastest for this many images (zoo.backends); eager: fp32 as built.")
+              help="auto: the setting measured fastest for this many images (zoo.runners); eager: fp32 as built.")
 @threads_option
 @json_option
 def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: int, batch_size: int, device: str,
                 backend: str,
                 threads: int | None, as_json: bool) -> None:
     """Classify IMAGES (files or folders) with MODEL's checkpoint: top-k classes and probabilities."""
-    from .predict import predict
+    from ..predict import predict
 
     _set_threads(threads)
     results = predict(model_name, list(images), weights=weights, topk=topk, batch_size=batch_size, device=device,
@@ -385,7 +385,7 @@ def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: in
 def export_cmd(model_name: str, weights: str | None, fmt: str, opset: int | None, batch: str, out: str | None,
                int8: bool, calibration: int, data_dir: str | None, threads: int | None, as_json: bool) -> None:
     """Export a model to ONNX, torch.export (.pt2), TorchScript or OpenVINO IR and check parity with eager."""
-    from .deploy import export_model
+    from ..deploy import export_model
 
     _set_threads(threads)
     if batch != "dynamic" and not batch.isdigit():
@@ -441,9 +441,9 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
               save_dtype: str | None, data_dir: str | None, device: str, max_minutes: float | None, threads: int | None,
               progress: bool, as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
-    from .recipes import parse_overrides, resolve_recipe
-    from .runs import format_duration
-    from .train import train
+    from ..train.loop import train
+    from ..train.recipes import parse_overrides, resolve_recipe
+    from ..train.runs import format_duration
 
     changes = parse_overrides(overrides)
     changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from), ("freeze", freeze))
@@ -481,7 +481,7 @@ def status_cmd(run_dirs: tuple[str, ...], as_json: bool) -> None:
     RUN_DIRS default to the runs under ./runs (zoo train's default --out). Reads each run directory's JSON
     files and lock only (never its state.pt), so it is safe while the run trains.
     """
-    from .runs import find_runs, format_duration, run_status
+    from ..train.runs import find_runs, format_duration, run_status
 
     statuses = [run_status(d) for d in (run_dirs or find_runs("runs"))]
     if as_json:
@@ -510,7 +510,7 @@ def status_cmd(run_dirs: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def recipes_cmd(name: str | None, as_json: bool) -> None:
     """List the named recipes, or show one resolved."""
-    from .recipes import get_recipe, list_recipes
+    from ..train.recipes import get_recipe, list_recipes
 
     if name:
         r = get_recipe(name)
@@ -560,7 +560,7 @@ def _echo_view(r: Any, as_json: bool) -> None:
 def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out: str | None, threads: int | None,
                     as_json: bool) -> None:
     """Draw a conv layer's weights (an MLP's first layer as input-sized images), per RGB channel too."""
-    from .viz import filters_figure
+    from ..studies.viz import filters_figure
 
     _set_threads(threads)
     _echo_view(filters_figure(model_name, weights=weights, layer=layer, out=out), as_json)
@@ -579,7 +579,7 @@ def viz_filters_cmd(model_name: str, weights: str | None, layer: str | None, out
 def viz_activations_cmd(model_name: str, image: str | None, sample: int | None, weights: str | None,
                         layer: str | None, out: str | None, threads: int | None, as_json: bool) -> None:
     """Draw the feature maps a layer produces for one input image."""
-    from .viz import activations_figure
+    from ..studies.viz import activations_figure
 
     _set_threads(threads)
     _echo_view(activations_figure(model_name, image=image, sample=sample, weights=weights, layer=layer, out=out),
@@ -592,7 +592,7 @@ def weights_group() -> None:
 
 
 def _released(names: tuple[str, ...], every: bool) -> list[Any]:
-    from .registry import select_weights
+    from ..registry import select_weights
 
     if not every and not names:
         raise click.UsageError("name the weights (arch.tag, wildcards allowed) or pass --all")
@@ -604,7 +604,7 @@ def _released(names: tuple[str, ...], every: bool) -> list[Any]:
 @json_option
 def weights_list_cmd(pattern: str, as_json: bool) -> None:
     """Released checkpoints matching PATTERN, their scores and where their file is."""
-    from .weights import where
+    from ..weights.load import where
 
     rows = []
     for w in zoo.list_weights(pattern):
@@ -634,7 +634,7 @@ def weights_list_cmd(pattern: str, as_json: bool) -> None:
 @json_option
 def weights_download_cmd(names: tuple[str, ...], every: bool, to: str | None, progress: bool, as_json: bool) -> None:
     """Fetch and verify NAMES (arch.tag, wildcards allowed) into the cache, or --to a folder."""
-    from .weights import download
+    from ..weights.load import download
 
     done = [{"name": w.name, "path": str(download(w, to=to, progress=progress and not as_json))}
             for w in _released(names, every)]
@@ -649,7 +649,7 @@ def weights_download_cmd(names: tuple[str, ...], every: bool, to: str | None, pr
 @json_option
 def weights_verify_cmd(as_json: bool) -> None:
     """Re-hash every released file in the weights folders and the cache; exit 1 if one is corrupt."""
-    from .weights import cache_dir, verify_files
+    from ..weights.load import cache_dir, verify_files
 
     rows = verify_files()
     if as_json:
@@ -670,7 +670,7 @@ def weights_verify_cmd(as_json: bool) -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def weights_path_cmd(name: str, progress: bool) -> None:
     """Print the verified file of NAME (arch.tag), downloading it first if needed."""
-    from .weights import download
+    from ..weights.load import download
 
     click.echo(download(zoo.get_weights(name), progress=progress))
 
@@ -704,7 +704,7 @@ def analyze_landscape_cmd(full: bool, models: str | None, lrs: tuple[float, ...]
                           seed: int | None, out_dir: str | None, from_json: str | None, data_dir: str | None,
                           device: str, threads: int | None, progress: bool, as_json: bool) -> None:
     """Loss landscape, gradient predictiveness and beta-smoothness with and without BatchNorm (report 002, 2.2-2.4)."""
-    from .analyze import landscape_config, redraw_landscape, run_landscape
+    from ..studies.analyze import landscape_config, redraw_landscape, run_landscape
 
     if from_json:
         r = redraw_landscape(from_json, out_dir)
@@ -747,7 +747,7 @@ def analyze_transfer_cmd(full: bool, model: str | None, freeze: str | None, targ
                          threads: int | None, as_json: bool) -> None:
     """What transfer buys (report 003, section 3): fine-tuning a model pretrained on 5 CIFAR-10 classes, early
     layers frozen, on the other 5 with few labels, against training from scratch."""
-    from .transfer import redraw_transfer, run_transfer, transfer_config
+    from ..studies.transfer import redraw_transfer, run_transfer, transfer_config
 
     if from_json:
         r = redraw_transfer(from_json, out_dir)

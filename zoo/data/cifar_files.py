@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 __all__ = ["UnsafeDataFileError", "read_batch", "ALLOWED_GLOBALS"]
 

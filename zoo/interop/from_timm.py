@@ -5,7 +5,7 @@ small inputs: when the model has timm's ImageNet ResNet stem (``conv1`` 7x7 stri
 ``maxpool``), the stem becomes a 3x3 stride-1 conv and the max-pool is removed, so a 32x32 image keeps
 its resolution into the first stage, as in zoo's own ``resnet18``. Other timm models are returned as
 timm builds them (they still accept 32x32 input through global pooling, at a lower working
-resolution); what was adapted is logged. (zoo's models in timm's registry: ``zoo.timm_interop``.)
+resolution); what was adapted is logged. (zoo's models in timm's registry: ``zoo.interop.to_timm``.)
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import torch.nn as nn
 
-from .errors import InvalidArgumentError, UnknownModelError
+from ..errors import InvalidArgumentError, UnknownModelError
 
 __all__ = ["create_timm", "adapt_stem_for_small_inputs"]
 
 _logger = logging.getLogger(__name__)
 
-_ZOO_PREFIX = "zoo_"  # zoo's own models in timm's registry (zoo.timm_interop)
+_ZOO_PREFIX = "zoo_"  # zoo's own models in timm's registry (zoo.interop.to_timm)
 
 
 def adapt_stem_for_small_inputs(model: nn.Module) -> bool:

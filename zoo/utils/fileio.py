@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, ZooError, summarize
+from ..errors import InvalidArgumentError, ZooError, summarize
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 __all__ = ["ImageTransform", "make_transform", "to_8bit"]
 

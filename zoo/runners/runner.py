@@ -6,17 +6,17 @@ a backend spec: one name of ``BACKENDS`` or several joined by ``+`` (``fold-bn+c
 the modifiers apply in the order of ``BACKENDS`` whatever order they are written in. ``auto`` stands
 for the setting measured fastest on the device for the work of one call (``resolve_auto``). Exported
 backends (``EXPORTED``: onnxruntime, pt2, torchscript, openvino, their int8 forms) write the model with
-the serializers of ``zoo.export`` and combine only with ``fold-bn``; the int8 ones are calibrated on
+the serializers of ``zoo.runners.serialize`` and combine only with ``fold-bn``; the int8 ones are calibrated on
 the images given as ``calibration`` (training images: ``zoo.deploy.calibration_images``).
 
 A file given to ``load`` is an input zoo did not make: it must be a regular file, a zip-based one is
 measured before torch opens it, and pt2 and TorchScript files (``CODE_FORMATS``: programs, whose loading
 can unpickle objects or run ops that write files) are refused unless the caller passes ``trust=True``.
 
-    runner = zoo.backends.prepare(zoo.create("resnet18"), "auto", input_size=(3, 32, 32))
+    runner = zoo.runners.prepare(zoo.create("resnet18"), "auto", input_size=(3, 32, 32))
     logits = runner(images)          # fp32 NCHW in, fp32 logits out; casts and layout inside
-    runner = zoo.backends.load("resnet18.onnx")                # onnxruntime, from the suffix
-    runner = zoo.backends.load("resnet18.xml", "openvino-bf16")
+    runner = zoo.runners.load("resnet18.onnx")                # onnxruntime, from the suffix
+    runner = zoo.runners.load("resnet18.xml", "openvino-bf16")
 
 ``zoo.benchmark`` measures them; ``benchmarks/results/throughput.md`` holds the measurements that
 chose ``auto``.
@@ -41,10 +41,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .builder import deploy_form
-from .errors import InvalidArgumentError, ZooError, summarize
-from .fileio import check_zip, regular_file
-from .machine import cpu_class, cpu_has_bf16
+from ..builder import deploy_form
+from ..errors import InvalidArgumentError, ZooError, summarize
+from ..utils.fileio import check_zip, regular_file
+from ..utils.machine import cpu_class, cpu_has_bf16
 
 __all__ = ["BACKENDS", "EXPORTED", "INT8", "RUNTIME_FORMATS", "FORMAT_RUNTIMES", "Runner", "RunFn", "backend_of",
            "prepare", "load", "precision_of", "parse_backend", "resolve_auto", "auto_table", "auto_rule",
@@ -56,7 +56,7 @@ _logger = logging.getLogger(__name__)
 
 RunFn = Callable[[torch.Tensor], torch.Tensor]
 
-# exported backend -> the file format it runs (zoo.export.FORMATS). The int8 backends run a quantised file
+# exported backend -> the file format it runs (zoo.runners.serialize.FORMATS). The int8 backends run a quantised file
 # of the same format; loading one back needs no calibration, so ``load`` treats them as their runtime.
 RUNTIME_FORMATS = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx", "pt2": "pt2", "torchscript": "torchscript",
                    "openvino": "openvino", "openvino-bf16": "openvino", "openvino-int8": "openvino"}
@@ -256,7 +256,7 @@ def _cuda_graph(p: Runner) -> Runner:
 
 def _exported(backend: str) -> Callable[[Runner], Runner]:
     def build(p: Runner) -> Runner:
-        from . import export
+        from . import serialize as export
 
         if p.device.type != "cpu":
             raise InvalidArgumentError(f"{backend} runs on the CPU here; use device cpu")
@@ -307,14 +307,14 @@ BACKENDS: dict[str, tuple[Callable[[Runner], Runner], tuple[str, ...], str]] = {
     "compile": (_compile, (), "torch.compile (inductor, freezing, static shapes)"),
     "cuda-graph": (_cuda_graph, (), "CUDA only: each batch shape captured once as a CUDA graph and replayed"),
     "onnxruntime": (_exported("onnxruntime"), ("onnx", "onnxscript", "onnxruntime"),
-                    "ONNX (zoo.export.to_onnx) run by onnxruntime, CPU provider, all graph optimisations"),
+                    "ONNX (zoo.runners.serialize.to_onnx) run by onnxruntime, CPU provider, all graph optimisations"),
     "onnxruntime-int8": (_exported("onnxruntime-int8"), ("onnx", "onnxscript", "onnxruntime"),
                          "the ONNX file quantised to int8 by onnxruntime (static, QDQ, per channel, 7-bit weights), "
                          "calibrated on the calibration images"),
-    "pt2": (_exported("pt2"), (), "torch.export program (zoo.export.to_pt2)"),
-    "torchscript": (_exported("torchscript"), (), "TorchScript (zoo.export.to_torchscript)"),
+    "pt2": (_exported("pt2"), (), "torch.export program (zoo.runners.serialize.to_pt2)"),
+    "torchscript": (_exported("torchscript"), (), "TorchScript (zoo.runners.serialize.to_torchscript)"),
     "openvino": (_exported("openvino"), ("openvino",),
-                 "OpenVINO IR (zoo.export.to_openvino) on OpenVINO's CPU plugin, fp32, latency hint"),
+                 "OpenVINO IR (zoo.runners.serialize.to_openvino) on OpenVINO's CPU plugin, fp32, latency hint"),
     "openvino-bf16": (_exported("openvino-bf16"), ("openvino",),
                       "the same IR with INFERENCE_PRECISION_HINT=bf16 (AMX or AVX512-BF16 kernels)"),
     "openvino-int8": (_exported("openvino-int8"), ("openvino", "nncf"),
@@ -354,7 +354,7 @@ def missing_dependency(mods: Sequence[str]) -> str | None:
 
 # What ``auto`` stands for is chosen by measurement. ``benchmarks/throughput.py`` (part ``sweep``) times the
 # AUTO_CANDIDATES side by side per model and batch size on the machine at hand and writes ``zoo/auto.json``:
-# per CPU class (``zoo.machine.cpu_class``), the measured points (GFLOP per call) with each candidate's
+# per CPU class (``zoo.utils.machine.cpu_class``), the measured points (GFLOP per call) with each candidate's
 # images/s and setup time (export, compilation, first call). ``resolve_auto`` takes the measured point
 # nearest in GFLOP per call (log scale) and picks the fastest installed candidate there; a candidate whose
 # results are fp32 wins when it is within AUTO_TIE of the fastest. For a pass over ``images`` images, the
@@ -477,7 +477,7 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
     """
     device = torch.device(device)
     if spec == "auto" and gflops is None and device.type == "cpu":
-        from .builder import count_flops
+        from ..builder import count_flops
 
         gflops = count_flops(model, tuple(input_size)) / 1e9
     if isinstance(spec, str):
@@ -498,8 +498,8 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
 
 
 def backend_of(path: str | os.PathLike[str]) -> str:
-    """The runtime that runs an exported file, from its suffix (``zoo.export.FORMATS``)."""
-    from .export import FORMATS
+    """The runtime that runs an exported file, from its suffix (``zoo.runners.serialize.FORMATS``)."""
+    from .serialize import FORMATS
 
     name = os.fspath(path)
     fmt = next((f for f, suffix in sorted(FORMATS.items(), key=lambda kv: -len(kv[1])) if name.endswith(suffix)),
@@ -524,8 +524,8 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: i
          trust: bool = False) -> Runner:
     """A ``Runner`` of an exported file (``backend``: one of ``RUNTIME_FORMATS``, default from the suffix).
 
-    The file must be a regular file of at most ``zoo.fileio.MAX_FILE_BYTES``; a zip-based one (pt2,
-    TorchScript) is measured before torch opens it (``zoo.fileio.check_zip``). pt2 and TorchScript files
+    The file must be a regular file of at most ``zoo.utils.fileio.MAX_FILE_BYTES``; a zip-based one (pt2,
+    TorchScript) is measured before torch opens it (``zoo.utils.fileio.check_zip``). pt2 and TorchScript files
     are code by nature (``CODE_FORMATS``) and are refused unless ``trust`` is set: only load files you
     made or would run as a program. A file the backend cannot read (corrupt, truncated, or another format)
     raises ``ExportError``. A file exported with a fixed batch size runs any batch in chunks of that size.
@@ -547,7 +547,7 @@ def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: i
 
 
 def _load_file(path: Path, backend: str, threads: int | None) -> RunFn:
-    from .export import ExportError
+    from .serialize import ExportError
 
     try:
         return _open_runtime(str(path), backend, threads)
@@ -564,7 +564,7 @@ CALL_DEADLINE_S = 600.0  # one call of an ONNX or OpenVINO graph: a graph that l
 
 
 def _past_deadline(path: str) -> ZooError:
-    from .export import ExportError
+    from .serialize import ExportError
 
     return ExportError(f"{path}: one call of the graph ran past {CALL_DEADLINE_S:g} s and was stopped (a loop that "
                        "does not end?); zoo runs a file's graph for at most that long per batch")
@@ -657,7 +657,7 @@ def _in_chunks(run: RunFn, batch: int) -> RunFn:
 
 
 def _open_runtime(path: str, backend: str, threads: int | None) -> RunFn:
-    from .export import ExportError
+    from .serialize import ExportError
 
     runtime = _INT8_RUNTIME.get(backend, backend)  # an int8 file runs on its format's runtime
     if runtime in ("pt2", "torchscript"):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, ZooError
+from ..errors import InvalidArgumentError, ZooError
 from .fileio import atomic_path
 
 __all__ = ["plot_confusion", "plot_curves", "save_figure"]
@@ -95,7 +95,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike[str],
 
 
 # --------------------------------------------------------------------------------------------------
-# Looking inside models (zoo.viz) and the landscape study (zoo.analyze)
+# Looking inside models (zoo.studies.viz) and the landscape study (zoo.studies.analyze)
 
 __all__ += ["plot_filters", "plot_feature_maps", "plot_bands"]
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidArgumentError, UnknownModelError
+from ..errors import InvalidArgumentError, UnknownModelError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "resolve_recipe", "list_recipes", "parse_overrides"]
 

@@ -6,7 +6,7 @@ The constants of every dataset zoo knows (classes, input size, mean/std) live in
 Loading (``load_split``)
     CIFAR-10, CIFAR-100, MNIST and Fashion-MNIST are read from a root folder laid out the way
     torchvision expects. MNIST-family files (IDX, no pickle) go through torchvision's dataset classes;
-    CIFAR's pickled batch files go through ``zoo.cifar_files``, whose restricted unpickler resolves
+    CIFAR's pickled batch files go through ``zoo.data.cifar_files``, whose restricted unpickler resolves
     only numpy's array constructors, so a hostile file is refused before anything in it can run
     (torchvision's CIFAR classes are never constructed). The root (``resolve_root``) is the
     ``data_dir`` argument, else ``$ZOO_DATA``, else ``$XDG_CACHE_HOME/zoo/data`` or
@@ -30,7 +30,7 @@ Loading (``load_split``)
     ``DatasetError``), so callers can tell "absent" from "corrupt".
 
 Embedded sample (``load_sample``)
-    ``zoo/_sample/{cifar10,mnist}.npz`` hold 1,000 test images each: the first 100 images of each
+    ``zoo/data/_sample/{cifar10,mnist}.npz`` hold 1,000 test images each: the first 100 images of each
     class in test-set order (for each class c, the 100 smallest test indices with label c), stored
     sorted by test index. Arrays: ``images`` uint8 N x C x H x W, ``labels`` uint8, ``indices`` int32
     (positions in the test split). They are made by ``tools/make_sample.py`` from verified test sets.
@@ -46,7 +46,7 @@ Circles
 Fast path (``batches``)
     A split is one uint8 tensor; each batch is sliced, moved to the device, converted to float,
     scaled by 1/255 and normalised, with no per-image PIL round trip. Augmentation runs batched on
-    tensors too (``zoo.augment``, airbench style).
+    tensors too (``zoo.data.augment``, airbench style).
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import DatasetError, InvalidArgumentError, summarize
+from ..specs import DATASETS, DatasetSpec, get_dataset_spec
 from .cifar_files import read_batch
-from .errors import DatasetError, InvalidArgumentError, summarize
-from .specs import DATASETS, DatasetSpec, get_dataset_spec
 
 __all__ = [
     "DatasetSpec",
@@ -222,6 +222,15 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def head(self, n: int | None) -> Split:
+        """The first ``n`` images (all of them when ``n`` is None or not smaller than the split)."""
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise InvalidArgumentError(f"a split's first n images need n >= 1, got {n}")
+        indices = self.indices[:n] if self.indices is not None else None
+        return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n], indices=indices)
+
     def __repr__(self) -> str:
         return (f"Split(dataset={self.dataset.name!r}, split={self.split!r}, n={len(self)}, "
                 f"shape={tuple(self.images.shape[1:])}, is_sample={self.is_sample}, "
@@ -295,7 +304,7 @@ def _open_torchvision(spec: DatasetSpec, split: str, root: Path, origin: str, do
 
 
 def _read_cifar(spec: DatasetSpec, split: str, root: Path) -> SimpleNamespace:
-    """The split's batch files read with ``zoo.cifar_files`` (no code can run), as torchvision's
+    """The split's batch files read with ``zoo.data.cifar_files`` (no code can run), as torchvision's
     ``data``/``targets``."""
     cls = _tv_class(spec)
     listed = cls.train_list if split == "train" else cls.test_list
@@ -476,7 +485,7 @@ def load_for_eval(dataset: str | DatasetSpec, split: str = "test", *, data_dir: 
 
 
 # --------------------------------------------------------------------------------------------------
-# Fast path: whole-split tensors, batched normalisation (augmentation: zoo.augment)
+# Fast path: whole-split tensors, batched normalisation (augmentation: zoo.data.augment)
 # --------------------------------------------------------------------------------------------------
 
 def _stats(values: tuple[float, ...] | list[float], x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

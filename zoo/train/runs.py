@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InvalidArgumentError, ZooError
-from .fileio import MAX_JSON_BYTES, atomic_write_text, json_field, read_json, regular_file
+from ..errors import InvalidArgumentError, ZooError
+from ..utils.fileio import MAX_JSON_BYTES, atomic_write_text, json_field, read_json, regular_file
 from .recipes import Recipe, get_recipe
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 RUN_MARKERS = ("run.json", "recipe.json", "state.pt")  # a folder holding one of these is a zoo run
-# The temporaries zoo leaves when killed: zoo.fileio.atomic_path's ".<stem>.<12 hex>.tmp<suffix>" and the
+# The temporaries zoo leaves when killed: zoo.utils.fileio.atomic_path's ".<stem>.<12 hex>.tmp<suffix>" and the
 # final checkpoint's ".<model>.<tag>.safetensors" (zoo.train._finish).
 _TEMPORARY = re.compile(r"\.[A-Za-z0-9_.+-]+\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+)?|\.[A-Za-z0-9_.+-]+\.safetensors")
 

@@ -1,6 +1,6 @@
 """Serializers: ONNX, torch.export (``.pt2``), TorchScript and OpenVINO files, and their int8 forms.
 
-``zoo.backends`` runs these files (``zoo.backends.load``); ``zoo.deploy`` is the job above both: export a
+``zoo.runners`` runs these files (``zoo.runners.load``); ``zoo.deploy`` is the job above both: export a
 registered model with its weights, check parity with eager, quantise and score.
 
 - ONNX goes through ``torch.onnx.export`` with the current (dynamo) exporter and a dynamic batch
@@ -32,9 +32,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .builder import deploy_form
-from .errors import InvalidArgumentError, ZooError, summarize
-from .fileio import atomic_path, replace_into
+from ..builder import deploy_form
+from ..errors import InvalidArgumentError, ZooError, summarize
+from ..utils.fileio import atomic_path, replace_into
 
 __all__ = ["ExportError", "FORMATS", "to_openvino", "to_onnx", "to_pt2", "to_torchscript", "quantize_onnx_static",
            "quantize_openvino"]

@@ -1,6 +1,6 @@
 """timm interop: zoo's models in timm's registry.
 
-(The other way, ``zoo.create("timm/<name>")``, is ``zoo.timm_models``.)
+(The other way, ``zoo.create("timm/<name>")``, is ``zoo.interop.from_timm``.)
 
 - ``register_with_timm()`` registers every zoo architecture in timm's registry as ``zoo_<name>``,
   so ``timm.create_model("zoo_resnet20")`` works. It runs when this module is imported; ``import zoo``
@@ -24,7 +24,7 @@ TIMM_PREFIX = "zoo_"
 
 def _entrypoint(name: str) -> Callable[..., nn.Module]:
     def fn(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        from .builder import create
+        from ..builder import create
 
         tag = kwargs.pop("pretrained_cfg", None)  # timm passes the tag of "zoo_resnet20.cifar10" here
         for key in ("pretrained_cfg_overlay", "cache_dir"):
@@ -53,7 +53,7 @@ def _default_cfg(entry: Any) -> Any:
     from timm.models import PretrainedCfg
     from timm.models._registry import DefaultCfg
 
-    from .metadata import data_config
+    from ..metadata import data_config
 
     cfgs = {}
     for w in entry.weights:
@@ -72,7 +72,7 @@ def register_with_timm() -> list[str]:
     import timm
     from timm.models import register_model
 
-    from .registry import get_entry, registered_names
+    from ..registry import get_entry, registered_names
 
     names = []
     for name in registered_names():

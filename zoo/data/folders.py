@@ -3,7 +3,7 @@
 ``root/<class>/<image>`` or, with splits, ``root/train/<class>/...`` and ``root/test/<class>/...``
 (``val`` is accepted for ``test``). Class names are the folder names, sorted (as ImageFolder does).
 Images are decoded with Pillow, converted to the model's channel count and resized to its input
-size (``zoo.transforms.ImageTransform.pixels``), then held in memory as one uint8 tensor, so a
+size (``zoo.data.transforms.ImageTransform.pixels``), then held in memory as one uint8 tensor, so a
 folder goes through the same fast batches as CIFAR-10.
 
 This module is where image files enter zoo (folders, ``zoo predict`` and ``zoo viz``): ``open_image``
@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
-from .data import Split
-from .errors import DatasetError, InvalidArgumentError, ZooError, summarize
-from .fileio import regular_file
-from .specs import DatasetSpec, get_dataset_spec
+from ..errors import DatasetError, InvalidArgumentError, ZooError, summarize
+from ..specs import DatasetSpec, get_dataset_spec
+from ..utils.fileio import regular_file
+from .datasets import Split
 from .transforms import ImageTransform, to_8bit
 
 __all__ = ["FOLDER_VERIFICATION", "find_images", "is_image_folder", "load_image_folder", "open_image"]
@@ -57,7 +57,7 @@ def _split_root(root: Path, split: str) -> Path:
 
 
 def open_image(path: str | os.PathLike[str]) -> Any:
-    """The image file ``path`` decoded by Pillow as an 8-bit ``L`` or ``RGB`` image (``zoo.transforms.to_8bit``).
+    """The image file ``path`` decoded by Pillow as an 8-bit ``L`` or ``RGB`` image (``zoo.data.transforms.to_8bit``).
 
     Only a regular file is opened; any decoding failure is one ``DatasetError`` naming the file.
     """

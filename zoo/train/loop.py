@@ -8,7 +8,7 @@ continues exactly: the data order and the dropout RNG of every epoch derive from
 epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an equal share of every
 global batch (DistributedDataParallel, gloo on CPU, nccl on CUDA).
 
-The run directory's files, its lock and its status are ``zoo.runs``'s: the final
+The run directory's files, its lock and its status are ``zoo.train.runs``'s: the final
 ``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics measured from that stored
 file on the full test split join them at the end. A time budget (``max_minutes``) ends a run between
 epochs with its state saved; ``resume`` continues it exactly, with the first call's tag and storage
@@ -33,17 +33,19 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .augment import augment_flip_crop, cutout
-from .builder import count_flops, count_params, create
-from .data import Split, batches, load_split
-from .errors import DatasetError, InvalidArgumentError, ZooError, summarize
-from .evaluate import evaluate, resolve_device
-from .fileio import atomic_path, atomic_write_text, check_name, check_zip, json_field, regular_file
-from .folders import is_image_folder, load_image_folder
-from .machine import cpu_class, cpu_has_bf16, hardware_description
+from ..builder import count_flops, count_params, create
+from ..data.augment import augment_flip_crop, cutout
+from ..data.datasets import Split, batches, load_split
+from ..data.folders import is_image_folder, load_image_folder
+from ..errors import DatasetError, InvalidArgumentError, ZooError, summarize
+from ..registry import get_entry
+from ..scoring import evaluate
+from ..specs import DatasetSpec, get_dataset_spec
+from ..utils.fileio import atomic_path, atomic_write_text, check_name, check_zip, json_field, regular_file
+from ..utils.machine import cpu_class, cpu_has_bf16, hardware_description, resolve_device
+from ..weights.load import load_into, save_checkpoint, sha256_file
 from .optim import Lookahead, OptimizerChain, create_ema, create_optimizer, create_scheduler
 from .recipes import Recipe
-from .registry import get_entry
 from .runs import (
     check_run_dir,
     format_duration,
@@ -54,8 +56,6 @@ from .runs import (
     write_log,
     write_run_options,
 )
-from .specs import DatasetSpec, get_dataset_spec
-from .weights import load_into, save_checkpoint, sha256_file
 
 if TYPE_CHECKING:
     from timm.scheduler.scheduler import Scheduler
@@ -119,7 +119,7 @@ class _Dist:
             dist.destroy_process_group()
 
 
-def _freeze(model: nn.Module, spec: str) -> dict[str, list[str]]:
+def freeze(model: nn.Module, spec: str) -> dict[str, list[str]]:
     """Freeze the layers ``spec`` names (``Recipe.freeze``); returns the trained and frozen layer names.
 
     Layers are the modules that own parameters, in definition order. ``all-but-last:N`` freezes every
@@ -156,7 +156,7 @@ def _freeze(model: nn.Module, spec: str) -> dict[str, list[str]]:
     return {"trained": trained, "frozen": frozen}
 
 
-def _frozen_norms(model: nn.Module, frozen: list[str]) -> list[nn.Module]:
+def frozen_norms_of(model: nn.Module, frozen: list[str]) -> list[nn.Module]:
     return [model.get_submodule(n) for n in frozen
             if isinstance(model.get_submodule(n), nn.modules.batchnorm._NormBase)]
 
@@ -250,7 +250,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def _plot_curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
     try:
-        from .plots import plot_curves
+        from ..utils.plots import plot_curves
     except ZooError:
         return
     plot_curves(history, path, title=title)
@@ -293,8 +293,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
     """Train ``recipe.model`` on ``recipe.dataset`` with ``recipe``; see the module docstring for the outputs.
 
     Args:
-        recipe: the resolved recipe (``zoo.recipes.resolve_recipe``); saved with the run and the checkpoint.
-        out_dir: the run directory, anywhere (``zoo.runs`` describes its files); locked while training.
+        recipe: the resolved recipe (``zoo.train.recipes.resolve_recipe``); saved with the run and the checkpoint.
+        out_dir: the run directory, anywhere (``zoo.train.runs`` describes its files); locked while training.
         data_dir: dataset root (default: ``$ZOO_DATA``, else the cache).
         resume: continue the run in ``out_dir`` from its last saved epoch, exactly.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
@@ -358,8 +358,7 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             write_run_options(out, tag=tag, save_dtype=save_dtype)
         train_data, test_data = _load_data(recipe, data_dir, verify)
         if recipe.train_limit:
-            train_data = dataclasses.replace(train_data, images=train_data.images[:recipe.train_limit],
-                                             labels=train_data.labels[:recipe.train_limit])
+            train_data = train_data.head(recipe.train_limit)
         spec = train_data.dataset
         tag = check_name(tag or spec.name, "tag (the dataset's name by default; pass --tag)")
         torch.manual_seed(recipe.seed)
@@ -370,8 +369,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         model = model.to(dev)
         if not recipe.init_from:  # a data-dependent start (FastNet's whitened stem) only from scratch
             _data_init(model, train_data, recipe, dev)
-        layers = _freeze(model, recipe.freeze) if recipe.freeze else None
-        frozen_norms = _frozen_norms(model, layers["frozen"]) if layers else []
+        layers = freeze(model, recipe.freeze) if recipe.freeze else None
+        frozen_norms = frozen_norms_of(model, layers["frozen"]) if layers else []
         if layers:
             _logger.info("freeze %s: training %d layers (%s), %d frozen", recipe.freeze, len(layers["trained"]),
                          ", ".join(layers["trained"]), len(layers["frozen"]))

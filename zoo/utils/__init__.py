@@ -1,0 +1,2 @@
+"""Helpers every layer may use: safe file reading and atomic writing (``fileio``), the machine and its
+devices (``machine``), figures (``plots``). They import nothing of zoo but its errors."""
