@@ -5,7 +5,7 @@ each per round) and their ratios hold even when a background load comes and goes
 measured and recorded (load average, and the CPU time other processes used during each part, from
 ``/proc/stat``).
 
-- ``sweep``: the candidates of ``auto`` (``zoo.runners.runner.AUTO_CANDIDATES``), OpenVINO int8 and onnxruntime
+- ``sweep``: the candidates of ``auto`` (``zoo.runners.AUTO_CANDIDATES``), OpenVINO int8 and onnxruntime
   int8 at batch 1, 4, 16, 64, 256 for resnet18, resnet20 and vgg19_bn: where the best setting changes. It
   writes ``zoo/auto.json`` for this machine's CPU class, which is what ``auto`` then stands for here.
 - ``main``: every backend but torch.compile at batch 1 and 64, CPU and CUDA (CUDA rows say when there is
@@ -43,8 +43,9 @@ from typing import Any
 import torch
 
 import zoo
+from zoo import runners as backends
 from zoo.benchmark import bench, machine, measure_peak
-from zoo.runners import runner as backends
+from zoo.runners import auto as auto_policy
 from zoo.utils.fileio import atomic_write_text
 from zoo.utils.machine import cpu_class, cpu_description, cpu_has_bf16
 
@@ -57,7 +58,7 @@ MAIN_BACKENDS = ["eager", "channels-last", "fold-bn", "fold-bn+channels-last", "
 SWEEP_BACKENDS = [*backends.AUTO_CANDIDATES, "onnxruntime-int8", "openvino-int8"]
 SWEEP_MODELS = ["resnet18", "resnet20", "vgg19_bn"]
 SWEEP_BATCHES = [1, 4, 16, 64, 256]
-AUTO_TABLE = Path(backends.__file__).with_name("auto.json")
+AUTO_TABLE = auto_policy.AUTO_TABLE
 COMPILE_BACKENDS = ["eager", BEST_BF16, "compile", f"compile+{BEST_BF16}"]
 CUDA_BACKENDS = ["eager", "channels-last+bf16", "channels-last+bf16+cuda-graph", "compile+channels-last+bf16", "auto"]
 PARTS = ["sweep", "main", "compile", "threads", "parity", "int8", "e2e", "cuda"]  # sweep first: it sets auto
@@ -169,14 +170,14 @@ def write_auto_table(sweep: dict[str, Any], path: Path = AUTO_TABLE) -> None:
     """Record this machine's sweep as what ``auto`` stands for on its CPU class (other classes are kept)."""
     table = json.loads(path.read_text()) if path.exists() else {}
     table.setdefault("about", "What `auto` stands for per CPU class: written by `python benchmarks/throughput.py "
-                     "--part sweep`, read by zoo.runners.runner.resolve_auto. See benchmarks/results/throughput.md.")
+                     "--part sweep`, read by zoo.runners.resolve_auto. See benchmarks/results/throughput.md.")
     m = machine()
     table.setdefault("cpus", {})[cpu_class()] = {
         "machine": cpu_description(sweep['rows'][0]['threads']), "recorded": time.strftime("%Y-%m-%d"),
         "torch": m["torch"], "onnxruntime": m["onnxruntime"], "openvino": m["openvino"],
         "load_other_cores": sweep["load"]["busy_cores_other_processes"], "points": auto_points(sweep)}
     atomic_write_text(path, json.dumps(table, indent=1) + "\n")
-    backends.auto_table.cache_clear()
+    auto_policy.auto_table.cache_clear()
 
 
 PARITY_SETTINGS = ["eager", BEST_BF16, "openvino-bf16", "onnxruntime"]
@@ -400,8 +401,9 @@ def _auto_section(parts: dict[str, Any]) -> list[str]:
     lines += [f"Part `sweep` timed the candidates of `auto` ({', '.join(backends.AUTO_CANDIDATES)}) side by side per "
               "model and batch size, and recorded them in `zoo/auto.json` for this CPU class; `auto` picks the "
               "fastest installed candidate at the measured point nearest in GFLOP per call, an fp32 one when it "
-              f"is within {100 * backends.AUTO_TIE:.0f}% of the fastest; `zoo-eval` counts the setup time (an export) "
-              "over the images it will score. CUDA: " + backends.AUTO_CUDA + " (AMP), not measured here; "
+              f"is within {100 * auto_policy.AUTO_TIE:.0f}% of the fastest; `zoo-eval` counts the setup time "
+              "(an export) "
+              "over the images it will score. CUDA: " + auto_policy.AUTO_CUDA + " (AMP), not measured here; "
               "torch.compile is not a candidate (see the compile section)."
               + (f" Not timed: {', '.join(sweep['skipped_bf16'])}, as this CPU has no native bf16 (emulated, bf16 "
                  "runs many times slower than fp32, and `auto` never picks it here)." if sweep.get("skipped_bf16")
@@ -411,7 +413,7 @@ def _auto_section(parts: dict[str, Any]) -> list[str]:
               "|---|---:|---:|" + "---:|" * len(cands) + "---|"]
     for pt in points:
         got = pt["candidates"]
-        pick = backends._pick(got, None, bf16=sweep["machine"]["cpu_bf16"])  # the measured machine's
+        pick = auto_policy._pick(got, None, bf16=sweep["machine"]["cpu_bf16"])  # the measured machine's
         cells = [f"{got[c]['images_per_s']:,.0f}" if c in got else "-" for c in cands]
         lines.append(f"| {pt['model']} | {pt['batch_size']} | {pt['gflop_per_call']:.2f} | " + " | ".join(cells)
                      + f" | {pick} |")
@@ -438,7 +440,7 @@ def _issue_targets(parts: dict[str, Any], threads: int) -> list[str]:
             rows = {r["backend"]: r for r in _ok(src, model=model, batch_size=b, threads=threads)}
             ov = rows.get("openvino-bf16")
             if b == 256:
-                pick = backends._pick(next((pt["candidates"] for pt in auto_points(sweep)
+                pick = auto_policy._pick(next((pt["candidates"] for pt in auto_points(sweep)
                                             if pt["model"] == model and pt["batch_size"] == b), {}), None,
                                       bf16=sweep["machine"]["cpu_bf16"])
                 auto = rows.get(pick) if pick else None

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 import zoo
 from zoo import benchmark
+from zoo import runners as backends
 from zoo.cli import cli
-from zoo.runners import runner as backends
+from zoo.runners import auto
 
 FAST = dict(warmup=1, min_time_s=0.0, min_repeats=3, max_repeats=3, threads=[1])
 
@@ -187,8 +188,8 @@ def _table(cls: str) -> dict[str, object]:
 def measured(monkeypatch: pytest.MonkeyPatch) -> None:
     from zoo.utils.machine import cpu_class
 
-    monkeypatch.setattr(backends, "auto_table", lambda path=None: _table(cpu_class()))
-    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(auto, "auto_table", lambda path=None: _table(cpu_class()))
+    monkeypatch.setattr(auto, "cpu_has_bf16", lambda: True)
 
 
 def test_auto_picks_the_fastest_measured_setting_at_the_nearest_point(measured: None) -> None:
@@ -202,7 +203,7 @@ def test_auto_picks_the_fastest_measured_setting_at_the_nearest_point(measured: 
     # a pass over few images pays the 5 s export: eager (no setup) wins there, the export wins over many
     assert backends.resolve_auto("cpu", 64, gflops=1.1, images=100) == "eager"
     assert backends.resolve_auto("cpu", 64, gflops=1.1, images=10_000) == "openvino-bf16"
-    assert backends.resolve_auto("cuda", 1, gflops=0.08) == backends.AUTO_CUDA
+    assert backends.resolve_auto("cuda", 1, gflops=0.08) == auto.AUTO_CUDA
     assert "measured on test CPU" in backends.auto_rule()["cpu"]
 
 
@@ -211,34 +212,34 @@ def test_a_report_picks_with_the_measured_machines_bf16_not_this_ones(monkeypatc
     pytest.importorskip("openvino")
     got = {"eager": {"images_per_s": 100.0}, "openvino-bf16": {"images_per_s": 400.0}}
     for here in (True, False):
-        monkeypatch.setattr(backends, "cpu_has_bf16", lambda here=here: here)
-        assert backends._pick(got, None, bf16=True) == "openvino-bf16"
-        assert backends._pick(got, None, bf16=False) == "eager"
-        assert backends._pick(got, None) == ("openvino-bf16" if here else "eager")
+        monkeypatch.setattr(auto, "cpu_has_bf16", lambda here=here: here)
+        assert auto._pick(got, None, bf16=True) == "openvino-bf16"
+        assert auto._pick(got, None, bf16=False) == "eager"
+        assert auto._pick(got, None) == ("openvino-bf16" if here else "eager")
 
 
 def test_auto_skips_what_is_not_installed_or_not_native(measured: None, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
     assert backends.resolve_auto("cpu", 64, gflops=1.1) == "onnxruntime"
-    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(auto, "cpu_has_bf16", lambda: False)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert backends.resolve_auto("cpu", 64, gflops=1.1) == "eager"
 
 
 def test_auto_falls_back_to_a_rule_on_a_cpu_class_not_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
-    monkeypatch.setattr(backends, "auto_table", lambda path=None: _table("some-other-cpu"))
+    monkeypatch.setattr(auto, "auto_table", lambda path=None: _table("some-other-cpu"))
     assert backends.resolve_auto("cpu", 1, gflops=0.08) == "onnxruntime"  # resnet20, one image
     large = backends.resolve_auto("cpu", 64, gflops=1.1)  # resnet18, batch 64
-    assert "fold-bn" in large and ("bf16-cast" in large) == backends.cpu_has_bf16()
+    assert "fold-bn" in large and ("bf16-cast" in large) == auto.cpu_has_bf16()
     assert "not measured for" in backends.auto_rule()["cpu"]
 
 
 def test_recorded_auto_table_names_only_candidates() -> None:
     """zoo/auto.json is written by benchmarks/throughput.py; whatever it holds must be usable by resolve_auto."""
-    backends.auto_table.cache_clear()
-    table = backends.auto_table()
+    auto.auto_table.cache_clear()
+    table = auto.auto_table()
     if not table:
         pytest.skip("no zoo/auto.json recorded yet")
     for cls, measured in table.items():

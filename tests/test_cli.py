@@ -105,7 +105,7 @@ def test_weights_commands(tmp_path, monkeypatch) -> None:  # type: ignore[no-unt
 
 def test_help_of_bench_and_eval_names_every_backend() -> None:
     """The help text is written out (the CLI imports no torch for --help); it must not fall behind BACKENDS."""
-    from zoo.runners.runner import BACKENDS, EXPORTED
+    from zoo.runners import BACKENDS, EXPORTED
 
     bench_help = "".join(_run("bench", "--help")[1].split())  # click may wrap a name at its hyphen
     eval_help = "".join(_run("eval", "--help")[1].split())

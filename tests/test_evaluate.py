@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 import zoo
-import zoo.runners.runner
+import zoo.runners
 from conftest import require_dataset
 from zoo.cli import cli
 from zoo.data.datasets import load_sample
@@ -130,7 +130,7 @@ def test_full_test_sets_are_evaluated() -> None:
 def test_backend_choice_default_auto_and_errors(tmp_path: Path) -> None:
     none = str(tmp_path / "none")
     auto = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64)
-    expected = zoo.runners.runner.resolve_auto("cpu", 256, zoo.model_info("resnet20").gflops, images=64)
+    expected = zoo.runners.resolve_auto("cpu", 256, zoo.model_info("resnet20").gflops, images=64)
     assert auto.backend == "auto" and auto.setting == expected
     assert ("bf16" in auto.setting) == any("--backend eager gives the exact fp32 result" in n for n in auto.notes)
     eager = evaluate_model("resnet20", "cifar10", data_dir=none, limit=64, backend="eager")

@@ -21,7 +21,7 @@ from conftest import require_dataset
 from zoo.cli import cli
 from zoo.data.datasets import batches, calibration_batch, load_for_eval, load_sample
 from zoo.deploy import ATOL, export_model, quantize
-from zoo.runners.runner import backend_of, load
+from zoo.runners import backend_of, load
 from zoo.runners.serialize import ExportError
 from zoo.scoring import evaluate
 
@@ -39,7 +39,7 @@ def test_every_architecture_exports_to_onnx_with_parity(name: str, tmp_path: Pat
 
 
 def test_a_pt2_or_torchscript_file_needs_trust(tmp_path: Path) -> None:
-    from zoo.runners.runner import UntrustedArtefactError
+    from zoo.runners import UntrustedArtefactError
     from zoo.runners.serialize import to_torchscript
 
     path, _ = to_torchscript(zoo.create("lenet_cifar").eval(), tmp_path / "l.ts.pt", input_size=(3, 32, 32))
@@ -122,10 +122,10 @@ def test_runner_backend_comes_from_the_file_suffix(tmp_path: Path) -> None:
     with pytest.raises(zoo.InvalidArgumentError, match="cannot tell the format of m.pth"):
         backend_of("m.pth")
     r = export_model("resnet20", "onnx", out=tmp_path / "r20.onnx")
-    runner = load(r.path)  # the same kind of object as zoo.runners.runner.prepare makes
+    runner = load(r.path)  # the same kind of object as zoo.runners.prepare makes
     x = torch.randn(2, 3, 32, 32)
-    eager = zoo.runners.runner.prepare(zoo.create("resnet20", weights="default"), "eager", input_size=(3, 32, 32))
-    assert isinstance(runner, zoo.runners.runner.Runner) and isinstance(eager, zoo.runners.runner.Runner)
+    eager = zoo.runners.prepare(zoo.create("resnet20", weights="default"), "eager", input_size=(3, 32, 32))
+    assert isinstance(runner, zoo.runners.Runner) and isinstance(eager, zoo.runners.Runner)
     assert runner.spec == "onnxruntime" and runner.precision == "fp32" and runner.path == Path(r.path)
     with torch.no_grad():
         assert (runner(x) - eager(x)).abs().max().item() < 1e-4
@@ -189,7 +189,7 @@ def test_int8_backends_fold_batchnorm_before_quantising(backend: str) -> None:
     calibration = calibration_batch("mnist", 300, mean=weights.mean, std=weights.std)
     scores = {}
     for spec in ("eager", backend):
-        runner = zoo.runners.runner.prepare(model, spec, input_size=(1, 28, 28), threads=1,
+        runner = zoo.runners.prepare(model, spec, input_size=(1, 28, 28), threads=1,
                                       calibration=calibration if spec == backend else None)
         scores[spec] = evaluate(runner, split, batch_size=500, mean=weights.mean, std=weights.std)["top1"]
     assert "folded 6 of 6 BatchNorm layers before quantising" in runner.notes

@@ -183,7 +183,7 @@ def test_pt2_payload_is_real(tmp_path: Path) -> None:
 def test_untrusted_pt2_never_runs_through_the_api(tmp_path: Path) -> None:
     """The CLI's refusal is in the bad-input matrix; the library refuses the same file by default."""
     from zoo.evaluate import evaluate_model
-    from zoo.runners.runner import UntrustedArtefactError, load
+    from zoo.runners import UntrustedArtefactError, load
 
     _payload_pt2(tmp_path)
     evil = tmp_path / "evil.pt2"
@@ -487,10 +487,10 @@ def _endless_loop_onnx(path: Path) -> Path:
 
 def test_an_onnx_graph_that_never_ends_is_stopped_at_the_call_deadline(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import zoo.runners.runner
+    import zoo.runners.exported
 
-    monkeypatch.setattr(zoo.runners.runner, "CALL_DEADLINE_S", 1.0)
-    runner = zoo.runners.runner.load(_endless_loop_onnx(tmp_path / "loop.onnx"), "onnxruntime")
+    monkeypatch.setattr(zoo.runners.exported, "CALL_DEADLINE_S", 1.0)
+    runner = zoo.runners.load(_endless_loop_onnx(tmp_path / "loop.onnx"), "onnxruntime")
     errors: list[BaseException] = []
 
     def call() -> None:

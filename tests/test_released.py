@@ -27,7 +27,7 @@ import pytest
 import torch
 
 import zoo
-import zoo.runners.runner
+import zoo.runners
 from conftest import require_dataset
 from zoo.builder import count_flops
 from zoo.data.datasets import Split

@@ -14,7 +14,7 @@ from onnx import numpy_helper
 
 import zoo
 from zoo.builder import count_params, deploy_form
-from zoo.runners.runner import prepare
+from zoo.runners import prepare
 from zoo.runners.serialize import to_onnx
 from zoo.weights.load import save_checkpoint
 

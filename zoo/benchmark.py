@@ -44,21 +44,21 @@ import torch
 import torch.nn as nn
 
 from .errors import InvalidArgumentError, ZooError, one_line, summarize
-from .runners.runner import (
+from .runners import (
     EXPORTED,
     INT8,
     RunFn,
     Runner,
     auto_rule,
-    cpu_has_bf16,
+    calibration_images,
     missing_dependency,
     parse_backend,
     precision_of,
     prepare,
-    resolve_auto,
+    resolve,
 )
 from .utils.fileio import atomic_write_text, read_json
-from .utils.machine import cpu_description, device_name
+from .utils.machine import cpu_description, cpu_has_bf16, device_name
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
 
@@ -402,18 +402,12 @@ class _Setting:
 
 
 def _calibration(name: str, input_size: tuple[int, ...], n: int = 300) -> tuple[torch.Tensor, str]:
-    """What an int8 setting calibrates on: training images of the model's dataset when they are here,
-    else random inputs (enough to time the int8 kernels; the row's accuracy then means nothing)."""
-    from .data.datasets import DatasetMissingError, calibration_batch
+    """What an int8 setting calibrates on: training images of the model's dataset when they are here, else
+    random inputs (``zoo.runners.calibration_images``)."""
     from .registry import get_entry, parse_model_name
 
-    if parse_model_name(name)[0] == "zoo":
-        try:
-            return calibration_batch(get_entry(name).dataset, n), f"calibrated on {n} training images"
-        except DatasetMissingError:
-            pass
-    return (torch.randn(n, *input_size, generator=torch.Generator().manual_seed(0)),
-            f"calibrated on {n} random inputs (training images absent): for speed only")
+    dataset = get_entry(name).dataset if parse_model_name(name)[0] == "zoo" else None
+    return calibration_images(dataset, n, random_shape=input_size)
 
 
 def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.device, input_size: tuple[int, ...],
@@ -518,7 +512,7 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
 
 
 def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None = None) -> tuple[str, ...]:
-    return parse_backend(resolve_auto(device, batch_size, gflops) if spec == "auto" else spec)
+    return resolve(spec, device=device, batch_size=batch_size, gflops=gflops)
 
 
 def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes: Sequence[int],

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,49 +24,21 @@ import torch.nn as nn
 
 from ._version import __version__
 from .builder import create
-from .data.datasets import DatasetMissingError, batches, calibration_batch, load_for_eval
+from .data.datasets import DatasetMissingError, load_for_eval
+from .data.splits import batches
 from .errors import InvalidArgumentError, ZooError, summarize
 from .registry import get_entry, get_weights
-from .runners.runner import FORMAT_RUNTIMES, backend_of, fold_batchnorm, load
-from .runners.serialize import (
-    FORMATS,
-    ExportError,
-    quantize_onnx_static,
-    quantize_openvino,
-    to_onnx,
-    to_openvino,
-    to_pt2,
-    to_torchscript,
-)
-from .scoring import evaluate
+from .runners import Parity, agreement, backend_of, calibration_images, check_parity, int8_source, load
+from .runners.base import FORMAT_RUNTIMES, RUNTIME_FORMATS
+from .runners.serialize import FORMATS, ExportError, write, write_int8
 from .specs import get_dataset_spec
 from .utils.fileio import atomic_path, replace_into
 
-__all__ = ["ATOL", "Parity", "check_parity", "ExportResult", "export_model", "QuantResult", "quantize"]
+__all__ = ["ATOL", "ExportResult", "export_model", "QuantResult", "quantize"]
 
 _logger = logging.getLogger(__name__)
 
 ATOL = 1e-4  # max logit difference allowed between an artefact and eager (fp32), times max(1, max |logit|)
-
-
-@dataclass
-class Parity:
-    """Artefact vs eager on one input batch."""
-
-    inputs: str  # "random" or "real"
-    batch_size: int
-    max_abs_diff: float
-    argmax_identical: bool
-    logit_scale: float = 1.0  # max |eager logit|: the tolerance is relative to it when it exceeds 1
-
-
-@torch.no_grad()
-def check_parity(model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                 kind: str) -> Parity:
-    expected = model.eval()(inputs)
-    got = runner(inputs)
-    return Parity(kind, int(inputs.shape[0]), float((expected - got).abs().max()),
-                  bool(torch.equal(expected.argmax(1), got.argmax(1))), float(expected.abs().max()))
 
 
 @dataclass
@@ -168,15 +139,11 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
 
 def _quantize_folded(model: nn.Module, fmt: str, fp32_path: Path, spec: Any, batch: str | int,
                      metadata: dict[str, str], **kwargs: Any) -> QuantResult:
-    """The int8 file of ``fp32_path``, quantised from ``model`` with every BatchNorm folded.
-
-    Quantisers fold conv + BatchNorm pairs themselves but not a BatchNorm after a pool (FastNet), which
-    otherwise sends channels of very different scales through one per-tensor int8 range.
-    """
-    save = to_onnx if fmt == "onnx" else to_openvino
+    """The int8 file of ``fp32_path``, quantised from ``model`` with every BatchNorm folded
+    (``zoo.runners.int8_source`` says why)."""
     with tempfile.TemporaryDirectory(dir=fp32_path.parent, prefix=".zoo-int8-") as scratch:
-        source, _ = save(fold_batchnorm(model), Path(scratch) / fp32_path.name, input_size=spec.input_size,
-                         batch=batch, metadata=metadata)
+        source, _ = write(fmt, int8_source(model)[0], Path(scratch) / fp32_path.name, input_size=spec.input_size,
+                          batch=batch, metadata=metadata)
         return quantize(fp32_path, fp32_path.with_name(f"{fp32_path.stem}.int8{fp32_path.suffix}"),
                         source=source, **kwargs)
 
@@ -185,15 +152,8 @@ def _export_and_check(model: nn.Module, name: str, fmt: str, path: Path, spec: A
                       opset: int | None, metadata: dict[str, str], loaded: Any, weights: str | None,
                       real_batch: torch.Tensor | None, tolerance: float, seed: int) -> ExportResult:
     try:
-        if fmt == "onnx":
-            path, exporter = to_onnx(model, path, input_size=spec.input_size, batch=batch, opset=opset,
-                                     metadata=metadata)
-        elif fmt == "pt2":
-            path, exporter = to_pt2(model, path, input_size=spec.input_size, batch=batch)
-        elif fmt == "openvino":
-            path, exporter = to_openvino(model, path, input_size=spec.input_size, batch=batch, metadata=metadata)
-        else:
-            path, exporter = to_torchscript(model, path, input_size=spec.input_size)
+        path, exporter = write(fmt, model, path, input_size=spec.input_size, batch=batch, opset=opset,
+                               metadata=metadata)
     except (ZooError, OSError):
         raise
     except Exception as e:
@@ -306,20 +266,15 @@ def quantize(fp32_path: str | os.PathLike[str], int8_path: str | os.PathLike[str
     mean, std = tuple(json.loads(meta["zoo.mean"])), tuple(json.loads(meta["zoo.std"]))
     dataset = get_entry(name).dataset
     try:  # training images only: calibrating on test images would score int8 on what it was fitted to
-        x_calib = calibration_batch(dataset, calibration, mean=mean, std=std, data_dir=data_dir)
+        x_calib, _ = calibration_images(dataset, calibration, mean=mean, std=std, data_dir=data_dir)
     except DatasetMissingError as exc:
         raise ExportError(str(exc)) from None
-    quantizer = quantize_onnx_static if runtime == "onnxruntime" else quantize_openvino
-    _, method = quantizer(Path(source) if source is not None else fp32_path, int8_path, x_calib)
-    test = load_for_eval(dataset, "test", data_dir=data_dir)
-    test = test.head(eval_limit or None)
-    results = {}
-    for key, path in (("fp32", fp32_path), ("int8", int8_path)):
-        runner = load(path, runtime, threads=threads)
-        evaluate(runner, test, batch_size=batch_size, mean=mean, std=std)  # warm-up pass
-        results[key] = evaluate(runner, test, batch_size=batch_size, mean=mean, std=std, return_predictions=True)
-    differ = int((results["fp32"]["predictions"] != results["int8"]["predictions"]).sum())
+    _, method = write_int8(RUNTIME_FORMATS[runtime], Path(source) if source is not None else fp32_path, int8_path,
+                           x_calib)
+    test = load_for_eval(dataset, "test", data_dir=data_dir).head(eval_limit or None)
+    fp32_runner, int8_runner = load(fp32_path, runtime, threads=threads), load(int8_path, runtime, threads=threads)
+    int8, fp32, differ = agreement(fp32_runner, int8_runner, test, warm_up=True, batch_size=batch_size, mean=mean,
+                                   std=std)
     return QuantResult(str(fp32_path), str(int8_path), f"{runtime}-int8", method, len(x_calib), len(test),
-                       test.is_sample, results["fp32"]["top1"], results["int8"]["top1"], differ,
-                       results["fp32"]["images_per_s"], results["int8"]["images_per_s"],
+                       test.is_sample, fp32["top1"], int8["top1"], differ, fp32["images_per_s"], int8["images_per_s"],
                        _file_bytes(fp32_path), _file_bytes(int8_path))

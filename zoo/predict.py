@@ -24,6 +24,7 @@ from .data.transforms import make_transform
 from .errors import InvalidArgumentError
 from .metadata import data_config
 from .registry import get_entry
+from .runners import INT8, prepare, resolve
 from .utils.machine import resolve_device
 
 __all__ = ["predict", "Prediction"]
@@ -92,14 +93,10 @@ def predict(model: str | nn.Module, images: Sequence[Any], *, weights: str | Non
 def _runner(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: torch.device, batch_size: int,
             images: int) -> Any:
     """``model`` itself for ``eager``; else a ``zoo.runners`` runner (``auto``: resolved for ``images`` images)."""
-    from .builder import count_flops
-    from .runners.runner import INT8, parse_backend, prepare, resolve_auto
-
     if backend == "eager":
         return model
-    if backend == "auto":
-        backend = resolve_auto(dev, batch_size, count_flops(model, input_size) / 1e9, images=images)
-    if set(parse_backend(backend)) & set(INT8):
+    mods = resolve(backend, model, input_size=input_size, device=dev, batch_size=batch_size, images=images)
+    if set(mods) & set(INT8):
         raise InvalidArgumentError(f"--backend {backend}: int8 needs calibration; export it with `zoo export --int8` "
                                    "and run the file")
-    return prepare(model, backend, input_size=input_size, device=dev, batch_size=batch_size)
+    return prepare(model, backend, input_size=input_size, device=dev, batch_size=batch_size, images=images)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data.datasets import Split, batches
+from .data.splits import Split, batches
 from .errors import InvalidArgumentError, ZooError, summarize
 
 __all__ = ["evaluate"]

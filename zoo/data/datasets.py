@@ -43,23 +43,17 @@ Circles
     ``np.random.RandomState(CIRCLES_SEED + {"train": 0, "test": 1}[split])`` (the legacy generator,
     whose stream NumPy keeps stable across versions).
 
-Fast path (``batches``)
-    A split is one uint8 tensor; each batch is sliced, moved to the device, converted to float,
-    scaled by 1/255 and normalised, with no per-image PIL round trip. Augmentation runs batched on
-    tensors too (``zoo.data.augment``, airbench style).
+Fast path (``batches``, ``zoo.data.splits``)
+    Each batch is sliced from one uint8 tensor and normalised on the device.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import hashlib
 import importlib.resources
 import logging
 import math
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -70,6 +64,20 @@ import torch
 from ..errors import DatasetError, InvalidArgumentError, summarize
 from ..specs import DATASETS, DatasetSpec, get_dataset_spec
 from .cifar_files import read_batch
+from .splits import Split, batches
+from .verify import (
+    NOT_VERIFIED,
+    SPLITS,
+    VERIFIED_FINGERPRINT,
+    VERIFIED_GZ,
+    VERIFIED_IDX,
+    VERIFIED_MD5,
+    _is_cifar,
+    _spec_and_split,
+    _tv_class,
+    _verify,
+    split_files,
+)
 
 __all__ = [
     "DatasetSpec",
@@ -102,42 +110,15 @@ _logger = logging.getLogger(__name__)
 # Where the files are, and what they must hash to
 # --------------------------------------------------------------------------------------------------
 
-SPLITS = ("train", "test")
 CIRCLES_SEED = 4  # report 004
 _CIRCLES_PER_CLASS = 100
 _CIRCLES_RADII = (1.0, 0.5)  # class 0 "outer", class 1 "inner"
 _CIRCLES_NOISE = 0.1
 
-# Published md5 of the original *uncompressed* MNIST IDX files (see shared/datasets/README.md).
-_IDX_MD5: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-    },
-}
-
-# Canonical content fingerprints (images sha256, labels sha256), copied from shared/datasets/README.md.
-_FINGERPRINTS: dict[tuple[str, str], tuple[str, str]] = {
-    ("cifar10", "train"): ("47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a",
-                           "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253"),
-    ("cifar10", "test"): ("f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
-                          "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5"),
-    ("mnist", "train"): ("741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-                         "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"),
-    ("mnist", "test"): ("6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-                        "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"),
-}
 
 _SAMPLES = ("cifar10", "mnist")
 SAMPLE_PER_CLASS = 100
 
-VERIFIED_MD5 = "torchvision md5"
-VERIFIED_GZ = "torchvision md5 (.gz archives; extracted files identical)"
-VERIFIED_IDX = "md5 (published IDX files)"
-VERIFIED_FINGERPRINT = "content fingerprint (sha256)"
-NOT_VERIFIED = "not verified (--no-verify)"
 EMBEDDED_SAMPLE = "embedded sample"
 
 
@@ -161,80 +142,9 @@ def _root_origin(data_dir: str | os.PathLike[str] | None) -> str:
     return "ZOO_DATA" if os.environ.get("ZOO_DATA") else "the default cache folder"
 
 
-def _spec_and_split(dataset: str | DatasetSpec, split: str) -> tuple[DatasetSpec, str]:
-    spec = dataset if isinstance(dataset, DatasetSpec) else get_dataset_spec(dataset)
-    if split not in SPLITS:
-        raise InvalidArgumentError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}")
-    return spec, split
-
-
-def _tv_class(spec: DatasetSpec) -> type:
-    import torchvision.datasets
-
-    return getattr(torchvision.datasets, spec.torchvision_class)
-
-
-def _is_cifar(cls: type) -> bool:
-    return hasattr(cls, "base_folder")
-
-
-def _file_table(spec: DatasetSpec, split: str) -> list[tuple[str, str | None]]:
-    """(path relative to the root, torchvision md5 or None) of every file the split is read from."""
-    cls = _tv_class(spec)
-    if _is_cifar(cls):
-        listed = cls.train_list if split == "train" else cls.test_list
-        files = [(f"{cls.base_folder}/{name}", md5) for name, md5 in listed]
-        return files + [(f"{cls.base_folder}/{cls.meta['filename']}", cls.meta["md5"])]
-    prefix = "train" if split == "train" else "t10k"
-    return [(f"{cls.__name__}/raw/{prefix}-{kind}-ubyte", None) for kind in ("images-idx3", "labels-idx1")]
-
-
-def split_files(dataset: str | DatasetSpec, split: str = "test") -> list[str]:
-    """Paths, relative to the dataset root, of the files ``load_split`` reads for this split."""
-    spec, split = _spec_and_split(dataset, split)
-    if spec.torchvision_class is None:
-        return []
-    return [path for path, _ in _file_table(spec, split)]
-
-
 # --------------------------------------------------------------------------------------------------
 # The loaded split
 # --------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, eq=False)
-class Split:
-    """One split of a dataset, in memory.
-
-    ``images`` is uint8 N x C x H x W (contiguous) for image sets and float32 N x F for tabular ones;
-    ``labels`` is int64 N. ``verification`` says which check passed; ``indices`` (sample only) are
-    positions in the full split.
-    """
-
-    dataset: DatasetSpec
-    split: str
-    images: torch.Tensor
-    labels: torch.Tensor
-    is_sample: bool
-    verification: str
-    root: Path | None = None
-    indices: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def head(self, n: int | None) -> Split:
-        """The first ``n`` images (all of them when ``n`` is None or not smaller than the split)."""
-        if n is None or n >= len(self):
-            return self
-        if n < 1:
-            raise InvalidArgumentError(f"a split's first n images need n >= 1, got {n}")
-        indices = self.indices[:n] if self.indices is not None else None
-        return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n], indices=indices)
-
-    def __repr__(self) -> str:
-        return (f"Split(dataset={self.dataset.name!r}, split={self.split!r}, n={len(self)}, "
-                f"shape={tuple(self.images.shape[1:])}, is_sample={self.is_sample}, "
-                f"verification={self.verification!r}, root={self.root})")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,88 +222,6 @@ def _read_cifar(spec: DatasetSpec, split: str, root: Path) -> SimpleNamespace:
     parts = [read_batch(root / cls.base_folder / name, labels_key, spec.num_classes) for name, _ in listed]
     return SimpleNamespace(data=np.concatenate([p[0] for p in parts]),
                            targets=np.concatenate([p[1] for p in parts]).tolist())
-
-
-def _md5(path: Path) -> str:
-    from torchvision.datasets.utils import calculate_md5
-
-    return calculate_md5(str(path))
-
-
-def _md5_check(spec: DatasetSpec, split: str, root: Path) -> tuple[str | None, str]:
-    """(which md5 check passed or None, why it failed)."""
-    from torchvision.datasets.utils import check_integrity
-
-    table = _file_table(spec, split)
-    if table[0][1] is not None:  # CIFAR: torchvision's own per-file table
-        bad = [path for path, md5 in table if not check_integrity(str(root / path), md5)]
-        return (VERIFIED_MD5, "") if not bad else (None, f"md5 mismatch (torchvision's table) for {', '.join(bad)}")
-    return _idx_md5_check(spec, root, [path for path, _ in table])
-
-
-def _idx_md5_check(spec: DatasetSpec, root: Path, files: list[str]) -> tuple[str | None, str]:
-    """MNIST family: the .gz archives against torchvision's md5 and the extracted files against their
-    content; else the published md5 of the uncompressed files (MNIST)."""
-    from torchvision.datasets.utils import check_integrity
-
-    problems = []
-    archive_md5 = dict(_tv_class(spec).resources)
-    archives = [(root / f"{f}.gz", archive_md5.get(f"{Path(f).name}.gz")) for f in files]
-    if all(gz.is_file() and md5 for gz, md5 in archives):
-        bad = [f for f, (gz, md5) in zip(files, archives, strict=True)
-               if not (check_integrity(str(gz), md5) and _gunzip_md5(gz) == _md5(root / f))]
-        if not bad:
-            return VERIFIED_GZ, ""
-        problems.append(f"md5 mismatch (torchvision's .gz table, or the extracted file differs) for {', '.join(bad)}")
-    else:
-        problems.append("torchvision records md5s only for the .gz archives, which are not there")
-    published = _IDX_MD5.get(spec.name)
-    if published is not None:
-        bad = [f for f in files if not check_integrity(str(root / f), published[Path(f).name])]
-        if not bad:
-            return VERIFIED_IDX, ""
-        problems.append(f"md5 mismatch (published IDX md5) for {', '.join(bad)}")
-    return None, "; ".join(problems)
-
-
-def _gunzip_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with gzip.open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fingerprint(ds: Any) -> tuple[str, str]:
-    data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else ds.data
-    images = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
-    labels = hashlib.sha256(np.asarray(ds.targets, dtype=np.uint8).tobytes()).hexdigest()
-    return images, labels
-
-
-def _fingerprint_check(spec: DatasetSpec, split: str, ds: Any) -> tuple[str | None, str]:
-    expected = _FINGERPRINTS.get((spec.name, split))
-    if expected is None:
-        return None, f"no content fingerprint is known for {spec.name}, so only torchvision's md5 counts"
-    images, labels = _fingerprint(ds)
-    pairs = zip(("images", "labels"), (images, labels), expected, strict=True)
-    differ = [what for what, got, want in pairs if got != want]
-    if differ:
-        return None, f"the content fingerprint (sha256) of the {' and '.join(differ)} does not match the canonical one"
-    return VERIFIED_FINGERPRINT, ""
-
-
-def _verify(spec: DatasetSpec, split: str, root: Path, ds: Any) -> str:
-    passed, md5_problem = _md5_check(spec, split, root)
-    if passed:
-        return passed
-    passed, fp_problem = _fingerprint_check(spec, split, ds)
-    if passed:
-        _logger.info("%s %s: %s; accepted by content fingerprint", spec.name, split, md5_problem)
-        return passed
-    raise DatasetError(f"{spec.name} ({split} split) in {root} failed verification: {md5_problem}, and "
-                       f"{fp_problem}; re-download it (--download into an empty folder), or load it anyway "
-                       f"with --no-verify (verify=False)")
 
 
 def _to_tensors(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -487,51 +315,6 @@ def load_for_eval(dataset: str | DatasetSpec, split: str = "test", *, data_dir: 
 # --------------------------------------------------------------------------------------------------
 # Fast path: whole-split tensors, batched normalisation (augmentation: zoo.data.augment)
 # --------------------------------------------------------------------------------------------------
-
-def _stats(values: tuple[float, ...] | list[float], x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    shape = (1, -1) + (1,) * (x.dim() - 2)
-    return torch.as_tensor(values, dtype=dtype, device=x.device).reshape(shape)
-
-
-def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The same operations as ``ToTensor()`` then ``Normalize(mean, std)``, on a whole batch."""
-    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    out = x.to(compute, copy=True)
-    if x.dtype == torch.uint8:
-        out.div_(255)
-    out.sub_(mean).div_(std)
-    return out if out.dtype == dtype else out.to(dtype)
-
-
-def batches(split: Split, batch_size: int, *, mean: tuple[float, ...] | None = None,
-            std: tuple[float, ...] | None = None, device: str | torch.device = "cpu",
-            dtype: torch.dtype = torch.float32, channels_last: bool = False, shuffle: bool = False,
-            generator: torch.Generator | None = None, drop_last: bool = False
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield normalised ``(x, y)`` batches of ``split`` on ``device``.
-
-    The uint8 split is moved to ``device`` once; each batch is sliced (or gathered, with
-    ``shuffle``), converted to ``dtype``, scaled by 1/255 and normalised with ``mean``/``std``
-    (default: the dataset's). ``generator`` drives the shuffle. A split whose tensors are already on
-    ``device`` (``dataclasses.replace(split, images=..., labels=...)``) is not copied again.
-    """
-    if batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
-    device = torch.device(device)
-    images, labels = split.images.to(device), split.labels.to(device)
-    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    mean_t = _stats(split.dataset.mean if mean is None else mean, images, compute)
-    std_t = _stats(split.dataset.std if std is None else std, images, compute)
-    n = len(split)
-    on = generator.device if generator is not None else torch.device("cpu")
-    order = torch.randperm(n, generator=generator, device=on).to(device) if shuffle else None
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        sel = slice(start, min(start + batch_size, n)) if order is None else order[start:start + batch_size]
-        x = _normalize(images[sel], mean_t, std_t, dtype)
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        yield x, labels[sel]
 
 
 def calibration_batch(dataset: str | DatasetSpec, n: int = 300, *, mean: tuple[float, ...] | None = None,

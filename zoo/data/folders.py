@@ -26,7 +26,7 @@ import torch
 from ..errors import DatasetError, InvalidArgumentError, ZooError, summarize
 from ..specs import DatasetSpec, get_dataset_spec
 from ..utils.fileio import regular_file
-from .datasets import Split
+from .splits import Split
 from .transforms import ImageTransform, to_8bit
 
 __all__ = ["FOLDER_VERIFICATION", "find_images", "is_image_folder", "load_image_folder", "open_image"]

@@ -3,28 +3,23 @@
     runner = zoo.runners.prepare(zoo.create("resnet18"), "auto", input_size=(3, 32, 32))
     runner = zoo.runners.load("resnet18.onnx")
 
-``serialize`` writes the exported files (ONNX, pt2, TorchScript, OpenVINO IR, their int8 forms).
+- ``base``: the backend names, what each needs, parsing a spec; the ``Runner`` dataclass;
+- ``runner``: ``prepare`` (from a module, with auto's fallbacks) and ``load`` (from a file);
+- ``modifiers``: eager variants (BatchNorm folding, channels_last, bf16, compile, CUDA graphs);
+- ``serialize``: the files (ONNX, pt2, TorchScript, OpenVINO IR) and their int8 forms, one dispatch each;
+- ``exported``: exported backends and their runtimes, what int8 is made from and calibrated on;
+- ``parity``: how an artefact agrees with its model; ``auto``: what ``auto`` stands for, measured.
 """
 
-from .runner import (
-    BACKENDS,
-    CODE_FORMATS,
-    EXPORTED,
-    INT8,
-    RunFn,
-    Runner,
-    UntrustedArtefactError,
-    auto_rule,
-    backend_of,
-    fold_batchnorm,
-    load,
-    parse_backend,
-    precision_of,
-    prepare,
-    resolve_auto,
-)
+from .auto import AUTO_CANDIDATES, auto_rule, resolve, resolve_auto
+from .base import BACKENDS, EXPORTED, INT8, RunFn, Runner, missing_dependency, parse_backend, precision_of
+from .exported import CODE_FORMATS, UntrustedArtefactError, calibration_images, int8_source
+from .modifiers import fold_batchnorm
+from .parity import Parity, agreement, check_parity
+from .runner import backend_of, load, prepare
 from .serialize import FORMATS, ExportError
 
-__all__ = ["BACKENDS", "CODE_FORMATS", "EXPORTED", "INT8", "Runner", "RunFn", "UntrustedArtefactError", "auto_rule",
-           "backend_of", "fold_batchnorm", "load", "parse_backend", "precision_of", "prepare", "resolve_auto",
-           "FORMATS", "ExportError"]
+__all__ = ["AUTO_CANDIDATES", "BACKENDS", "CODE_FORMATS", "EXPORTED", "FORMATS", "INT8", "ExportError", "Parity",
+           "Runner", "RunFn", "UntrustedArtefactError", "agreement", "auto_rule", "backend_of", "calibration_images",
+           "check_parity", "fold_batchnorm", "int8_source", "load", "missing_dependency", "parse_backend",
+           "precision_of", "prepare", "resolve", "resolve_auto"]

@@ -14,6 +14,8 @@ registered model with its weights, check parity with eager, quantise and score.
   metadata in its rt_info under ``zoo``; a conv's bias that precedes a max-pool is added after the pool
   (``_bias_after_max_pools``: exact, and it keeps OpenVINO's CPU plugin from computing a GELU before
   the pool).
+- ``write(fmt, ...)`` and ``write_int8(fmt, ...)`` are the one place a format picks its serializer or
+  quantiser: ``zoo.runners`` (exported backends) and ``zoo.deploy`` (``zoo export``) both call them.
 - int8: ``quantize_onnx_static`` (onnxruntime's static QDQ quantiser, per channel) and
   ``quantize_openvino`` (NNCF's post-training quantisation) calibrate on the images they are given;
   which images (training images only) is the caller's job.
@@ -36,12 +38,13 @@ from ..builder import deploy_form
 from ..errors import InvalidArgumentError, ZooError, summarize
 from ..utils.fileio import atomic_path, replace_into
 
-__all__ = ["ExportError", "FORMATS", "to_openvino", "to_onnx", "to_pt2", "to_torchscript", "quantize_onnx_static",
-           "quantize_openvino"]
+__all__ = ["ExportError", "FORMATS", "INT8_FORMATS", "write", "write_int8", "to_openvino", "to_onnx", "to_pt2",
+           "to_torchscript", "quantize_onnx_static", "quantize_openvino"]
 
 _logger = logging.getLogger(__name__)
 
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".ts.pt", "openvino": ".xml"}
+INT8_FORMATS = ("onnx", "openvino")
 
 
 class ExportError(ZooError):
@@ -285,3 +288,30 @@ def quantize_onnx_static(src: str | os.PathLike[str], dst: str | os.PathLike[str
     return dst, how
 
 
+def write(fmt: str, model: nn.Module, path: str | os.PathLike[str], *, input_size: tuple[int, ...],
+          batch: str | int = "dynamic", opset: int | None = None, metadata: dict[str, str] | None = None
+          ) -> tuple[Path, str]:
+    """``model`` written as a ``fmt`` file (``FORMATS``) at ``path``; returns the path and how it was made.
+
+    ``opset`` applies to ONNX; ``metadata`` to ONNX and OpenVINO (the formats that carry it); TorchScript
+    is written for any batch size.
+    """
+    if fmt == "onnx":
+        return to_onnx(model, path, input_size=input_size, batch=batch, opset=opset, metadata=metadata)
+    if fmt == "pt2":
+        return to_pt2(model, path, input_size=input_size, batch=batch)
+    if fmt == "torchscript":
+        return to_torchscript(model, path, input_size=input_size)
+    if fmt == "openvino":
+        return to_openvino(model, path, input_size=input_size, batch=batch, metadata=metadata)
+    raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def write_int8(fmt: str, src: str | os.PathLike[str], dst: str | os.PathLike[str], calibration: torch.Tensor
+               ) -> tuple[Path, str]:
+    """The int8 file ``dst`` of the ``fmt`` file ``src`` (``INT8_FORMATS``), calibrated on ``calibration``."""
+    if fmt == "onnx":
+        return quantize_onnx_static(src, dst, calibration)
+    if fmt == "openvino":
+        return quantize_openvino(src, dst, calibration)
+    raise InvalidArgumentError(f"int8 applies to the {' and '.join(INT8_FORMATS)} formats, not {fmt}")

@@ -45,7 +45,8 @@ import torch.nn.functional as F
 
 from ..builder import create
 from ..data.augment import augment_flip_crop
-from ..data.datasets import Split, batches, get_dataset_spec, load_split
+from ..data.datasets import get_dataset_spec, load_split
+from ..data.splits import Split, batches
 from ..errors import InvalidArgumentError, one_line
 from ..registry import get_entry
 from ..utils.fileio import atomic_write_text, read_json, strict_json

@@ -1,0 +1,171 @@
+"""What ``auto`` stands for: the backend measured fastest on this machine's CPU class for the work of one call.
+
+``resolve`` is the one place a backend spec, ``auto`` included, becomes the modifiers that run.
+``benchmarks/results/throughput.md`` holds the measurements that chose ``auto``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import summarize
+from ..utils.machine import cpu_class, cpu_has_bf16
+from .base import missing_dependency, parse_backend, precision_of
+
+__all__ = ["AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "AUTO_CUDA", "AUTO_CPU_BF16", "AUTO_CPU_FP32", "auto_table",
+           "resolve_auto", "auto_rule", "resolve", "fallbacks"]
+
+_logger = logging.getLogger(__name__)
+
+# What ``auto`` stands for is chosen by measurement. ``benchmarks/throughput.py`` (part ``sweep``) times the
+# AUTO_CANDIDATES side by side per model and batch size on the machine at hand and writes ``zoo/auto.json``:
+# per CPU class (``zoo.utils.machine.cpu_class``), the measured points (GFLOP per call) with each candidate's
+# images/s and setup time (export, compilation, first call). ``resolve_auto`` takes the measured point
+# nearest in GFLOP per call (log scale) and picks the fastest installed candidate there; a candidate whose
+# results are fp32 wins when it is within AUTO_TIE of the fastest. For a pass over ``images`` images, the
+# setup time counts too. A CPU class not measured yet gets the fallback rule below.
+AUTO_CANDIDATES = ("eager", "fold-bn+channels-last", "fold-bn+channels-last+bf16-cast", "onnxruntime", "openvino",
+                   "openvino-bf16")
+AUTO_TIE = 0.05
+AUTO_TABLE = Path(__file__).with_name("auto.json")
+# Fallback (no measurement for this CPU class): the rule measured on an AMD EPYC (Zen 4) with torch alone:
+# onnxruntime up to 1 GFLOP per call (its per-operator overhead is far below eager PyTorch's), else BatchNorm
+# folded, channels_last and bf16 (fp32 on a CPU without native bf16).
+AUTO_ORT_MAX_GFLOP = 1.0
+AUTO_CPU_SMALL = "onnxruntime"
+AUTO_CPU_BF16 = "fold-bn+channels-last+bf16-cast"
+AUTO_CPU_FP32 = "fold-bn+channels-last"
+AUTO_CUDA = "channels-last+bf16"  # AMP; not measured (no GPU on the machines of the recorded results)
+
+
+
+@functools.cache
+def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
+    """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
+    try:
+        return json.loads(path.read_text())["cpus"]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError) as e:
+        _logger.warning("ignoring %s (%s): auto uses its fallback rule", path, summarize(e))
+        return {}
+
+
+def _measured() -> dict[str, Any] | None:
+    """This machine's CPU class in the recorded table, if it was measured."""
+    return auto_table().get(cpu_class())
+
+
+def _pick(candidates: dict[str, dict[str, float]], images: int | None, bf16: bool | None = None) -> str | None:
+    """The fastest installed candidate (fp32 preferred within AUTO_TIE); ``images``: count setup time too.
+
+    ``bf16``: whether bf16 candidates may be picked (default: whether this CPU runs bf16 natively; a report
+    of another machine's measurements passes that machine's).
+    """
+    bf16 = cpu_has_bf16() if bf16 is None else bf16
+    usable = {spec: c for spec, c in candidates.items()
+              if c.get("images_per_s") and missing_dependency(parse_backend(spec)) is None
+              and (precision_of(parse_backend(spec)) == "fp32" or bf16)}
+    if not usable:
+        return None
+    cost = {spec: (c.get("setup_s", 0.0) if images else 0.0) + (images or 1) / c["images_per_s"]
+            for spec, c in usable.items()}
+    best = min(cost.values())
+    close = [s for s in cost if cost[s] <= best * (1 + AUTO_TIE)]
+    return min(close, key=lambda s: (precision_of(parse_backend(s)) != "fp32", cost[s]))
+
+
+def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
+                 images: int | None = None) -> str:
+    """The backend spec ``auto`` stands for on ``device`` for calls of ``batch_size`` images of ``gflops`` GFLOPs.
+
+    CPU: the fastest candidate at the measured point of this CPU class nearest in GFLOP per call (unknown
+    ``gflops``: the largest measured call); ``images``: a pass over that many images, where a backend's
+    setup time (an export) counts too. Without a measurement for this CPU class: onnxruntime up to
+    ``AUTO_ORT_MAX_GFLOP`` per call, else ``AUTO_CPU_BF16`` (``AUTO_CPU_FP32`` without native bf16).
+    CUDA: channels_last with bf16 autocast.
+    """
+    if torch.device(device).type == "cuda":
+        return AUTO_CUDA
+    measured = _measured()
+    if measured and measured.get("points"):
+        points = measured["points"]
+        if gflops is None:
+            point = max(points, key=lambda p: p["gflop_per_call"])
+        else:
+            work = max(batch_size * gflops, 1e-9)
+            point = min(points, key=lambda p: abs(math.log(max(p["gflop_per_call"], 1e-9) / work)))
+        picked = _pick(point["candidates"], images)
+        if picked:
+            return picked
+    small = gflops is not None and batch_size * gflops <= AUTO_ORT_MAX_GFLOP
+    if small and missing_dependency(parse_backend(AUTO_CPU_SMALL)) is None:
+        return AUTO_CPU_SMALL
+    return AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32
+
+
+def auto_rule() -> dict[str, str]:
+    """What ``auto`` stands for on this machine, in words, per device."""
+    measured = _measured()
+    large = AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32
+    if measured and measured.get("points"):
+        points = sorted(measured["points"], key=lambda p: p["gflop_per_call"])
+        spans: list[list[Any]] = []  # [winner, low, high]
+        for p in points:
+            won = _pick(p["candidates"], None) or large
+            if spans and spans[-1][0] == won:
+                spans[-1][2] = p["gflop_per_call"]
+            else:
+                spans.append([won, p["gflop_per_call"], p["gflop_per_call"]])
+        words = "; ".join(f"{w} ({lo:.2g}-{hi:.3g} GFLOP per call)" if lo != hi else f"{w} ({lo:.3g} GFLOP)"
+                          for w, lo, hi in spans)
+        where = measured["machine"] if cpu_class() in measured["machine"] else f"{measured['machine']} ({cpu_class()})"
+        cpu = (f"measured on {where} on {measured['recorded']}: {words}; "
+               "a pass over a dataset counts setup time too")
+    else:
+        missing = missing_dependency(parse_backend(AUTO_CPU_SMALL))
+        cpu = (f"not measured for {cpu_class()}: "
+               + (large if missing else f"{AUTO_CPU_SMALL} up to {AUTO_ORT_MAX_GFLOP:g} GFLOP per call, else {large}"))
+    return {"cpu": cpu, "cuda": AUTO_CUDA}
+
+
+
+def resolve(spec: str | Sequence[str], model: nn.Module | None = None, *, input_size: tuple[int, ...] | None = None,
+            device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
+            images: int | None = None) -> tuple[str, ...]:
+    """The modifiers that backend ``spec`` runs: a spec string, ``auto``, or modifiers already parsed.
+
+    ``auto`` is resolved for calls of ``batch_size`` images of ``gflops`` GFLOPs each (counted on ``model`` at
+    ``input_size`` when not given), and for a pass over ``images`` images, where setup time counts too.
+    """
+    if not isinstance(spec, str):
+        return tuple(spec)
+    if spec != "auto":
+        return parse_backend(spec)
+    if gflops is None and model is not None and input_size is not None and torch.device(device).type == "cpu":
+        from ..builder import count_flops
+
+        try:
+            gflops = count_flops(model, tuple(input_size)) / 1e9
+        except Exception:  # noqa: BLE001  (input the model cannot take: the caller's shape check says so in one line)
+            gflops = None
+    return parse_backend(resolve_auto(device, batch_size, gflops, images=images))
+
+
+def fallbacks(mods: tuple[str, ...], device: str | torch.device) -> list[tuple[str, ...]]:
+    """``auto``'s choice, then the simpler settings to try should it fail on a model (an export, or torch.fx
+    tracing for fold-bn): BatchNorm folded and channels_last, then channels_last alone."""
+    tries = [mods]
+    if torch.device(device).type == "cpu":
+        plain = parse_backend(AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32)
+        tries += [plain, tuple(m for m in plain if m != "fold-bn")]
+    return list(dict.fromkeys(tries))
