@@ -1,0 +1,50 @@
+"""``zoo bench``: inference latency and throughput per model, device, backend and batch size."""
+
+from __future__ import annotations
+
+import click
+
+from ._options import Path, comma_list, json_option
+from ._output import bench_report, emit_json
+
+__all__ = ["bench_cmd"]
+
+
+@click.command("bench")
+@click.option("--model", "-m", "models", required=True, callback=comma_list(str),
+              help="Models, comma-separated (registered names or timm/<name>).")
+@click.option("--device", "devices", default="cpu", show_default=True, callback=comma_list(str),
+              help="Devices, comma-separated: cpu, cuda (rows say 'no CUDA device' without one).")
+@click.option("--backend", "backends", default="eager,auto,onnxruntime,openvino,openvino-bf16", show_default=True,
+              callback=comma_list(str),
+              help="Backends, comma-separated: auto, eager, fold-bn, channels-last, bf16, bf16-cast, compile, "
+              "cuda-graph, onnxruntime, onnxruntime-int8, pt2, torchscript, openvino, openvino-bf16, openvino-int8, or "
+              "modifiers joined by '+' (fold-bn+channels-last+bf16-cast). int8 calibrates on training images.")
+@click.option("--batch-size", "-b", "batch_sizes", default="1,32,256", show_default=True, callback=comma_list(int),
+              help="Batch sizes, comma-separated.")
+@click.option("--threads", callback=comma_list(int), help="CPU thread counts, comma-separated [default: torch's].")
+@click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Seconds of timed calls for the slowest setting of each batch (at least 5 calls).")
+@click.option("--refresh-peak", is_flag=True, help="Measure the matmul peak again instead of using the cached one.")
+@click.option("--plot", "plot_png", type=Path(dir_okay=False), help="Write a bar chart of images/s (PNG).")
+@json_option
+def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple[str, ...],
+              batch_sizes: tuple[int, ...], threads: tuple[int, ...] | None, min_time: float, refresh_peak: bool,
+              plot_png: str | None, as_json: bool) -> None:
+    """Inference latency and throughput per model, device, backend and batch size, vs eager fp32 and the peak.
+
+    By default zoo's `auto` runs beside eager and the runtimes a deployment would pick instead
+    (onnxruntime, OpenVINO fp32 and bf16); add timm's network with `-m resnet18,timm/resnet18`.
+    """
+    from ..benchmark import bench
+
+    r = bench(models, devices=devices, backends=backends, batch_sizes=batch_sizes, threads=threads,
+              min_time_s=min_time, refresh_peak=refresh_peak)
+    if plot_png:
+        from ..utils.plots import plot_throughput
+
+        plot_throughput([row.to_dict() for row in r.rows], plot_png, title=f"zoo bench on {r.machine['cpu']}")
+    if as_json:
+        emit_json(r.to_dict())
+    else:
+        click.echo(bench_report(r, plot_png))
