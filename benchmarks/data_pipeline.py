@@ -46,7 +46,7 @@ class CIFAR10Local(CIFAR10):
 
 def machine() -> dict[str, object]:
     """zoo's machine description (CPU, cores, threads, versions, load), plus torchvision's version."""
-    from zoo.benchmark import machine as zoo_machine
+    from zoo.utils.machine import machine_info as zoo_machine
 
     return {**zoo_machine(), "torchvision": torchvision.__version__}
 

@@ -44,10 +44,11 @@ import torch
 
 import zoo
 from zoo import runners as backends
-from zoo.benchmark import bench, machine, measure_peak
+from zoo.benchmark import bench, measure_peak
 from zoo.runners import auto as auto_policy
 from zoo.utils.fileio import atomic_write_text
 from zoo.utils.machine import cpu_class, cpu_description, cpu_has_bf16
+from zoo.utils.machine import machine_info as machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ["resnet18", "timm/resnet18", "resnet20", "vgg19_bn"]

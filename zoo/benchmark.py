@@ -27,15 +27,12 @@ A device, backend or dependency that is not there gives rows with a ``status`` t
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import json
 import logging
 import math
 import os
-import platform
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +40,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .errors import InvalidArgumentError, ZooError, one_line, summarize
+from .errors import InvalidArgumentError, one_line, summarize
+from .registry import get_entry, parse_model_name
 from .runners import (
     EXPORTED,
     INT8,
@@ -57,179 +55,15 @@ from .runners import (
     prepare,
     resolve,
 )
-from .utils.fileio import atomic_write_text, read_json
-from .utils.machine import cpu_description, cpu_has_bf16, device_name
+from .utils.machine import machine_info
+from .utils.measure import Peak, Timer, measure_peak, peak_cache_path, peak_memory_mb, percentile, torch_threads
 
-__all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "machine", "peak_cache_path"]
+__all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "peak_cache_path"]
 
 _logger = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 65_536  # zoo bench -b: more is a typo, not a benchmark
 MAX_INPUT_BYTES = 2 << 30  # one input batch
-
-
-# ----------------------------------------------------------------------------------------------------
-# Machine, peak probe
-
-
-def machine() -> dict[str, Any]:
-    """The machine a benchmark ran on, with its load (1/5/15-minute load average) at the time of the call."""
-    info: dict[str, Any] = {
-        "cpu": device_name("cpu"),
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_bf16": cpu_has_bf16(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    for name in ("onnxruntime", "timm", "openvino", "nncf"):  # read from the installed metadata, not imported
-        try:
-            info[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            info[name] = None
-    return info
-
-
-@dataclass
-class Peak:
-    """Measured matmul peak of a device in GFLOP/s per precision (best of repeated runs)."""
-
-    key: str
-    fp32: float
-    bf16: float | None
-    method: str
-    loadavg: list[float] | None
-    measured_at: str
-
-    def of(self, precision: str) -> float | None:
-        """The peak of ``precision`` (fp32 or bf16); None for int8, which the probe does not measure."""
-        return {"bf16": self.bf16, "fp32": self.fp32}.get(precision)
-
-
-def peak_cache_path() -> Path:
-    """``$XDG_CACHE_HOME/zoo/peak.json`` (``~/.cache/zoo/peak.json``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "zoo" / "peak.json"
-
-
-def _read_peaks(cache: Path) -> dict[str, Any]:
-    """The peak cache's entries; a damaged or foreign file is ignored with a warning (and rewritten)."""
-    if not cache.is_file():
-        return {}
-    try:
-        stored = read_json(cache, "zoo's peak cache")
-    except ZooError as e:
-        _logger.warning("ignoring the unreadable peak cache: %s", e)
-        return {}
-    if not isinstance(stored, dict):
-        _logger.warning("ignoring the peak cache %s: it holds a %s, not an object", cache, type(stored).__name__)
-        return {}
-    return stored
-
-
-def _peak_of(entry: Any) -> Peak:
-    peak = Peak(**entry)
-    for value in (peak.fp32, peak.bf16):
-        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                      and math.isfinite(value) and value > 0):
-            raise ValueError(f"not a peak: {value!r}")
-    return peak
-
-
-def _peak_key(device: torch.device, threads: int) -> str:
-    what = device_name(device) if device.type == "cuda" else cpu_description(threads)
-    return f"{what} | torch {torch.__version__}"
-
-
-def _best_gflops(fn: Callable[[], Any], flops: float, device: torch.device, seconds: float) -> float:
-    """Best GFLOP/s of ``fn`` over repeated calls for about ``seconds`` (at least 3 calls)."""
-    fn()
-    best, spent, calls = math.inf, 0.0, 0
-    while calls < 3 or spent < seconds:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        took = time.perf_counter() - start
-        best, spent, calls = min(best, took), spent + took, calls + 1
-    return flops / best / 1e9
-
-
-def _probe(device: torch.device, dtype: torch.dtype, seconds: float) -> float:
-    """Best GFLOP/s of square matmuls (torch.mm, and oneDNN's linear on the CPU) at two sizes.
-
-    The best call, not the median: on a shared machine the probe should find what the hardware can do
-    when it gets the core, which is also what the fastest model runs get.
-    """
-    best = 0.0
-    sizes = (1024, 2048) if device.type == "cpu" else (4096, 8192)
-    with torch.inference_mode():
-        for n in sizes:
-            a = torch.randn(n, n, device=device, dtype=dtype)
-            b = torch.randn(n, n, device=device, dtype=dtype)
-            best = max(best, _best_gflops(lambda: torch.mm(a, b), 2 * n**3, device, seconds))
-            if device.type == "cpu" and torch.backends.mkldnn.is_available():
-                # oneDNN's kernels (what convolutions and compiled linears use) beat MKL's sgemm on some CPUs
-                try:
-                    am, bm = a.to_mkldnn(), b.to_mkldnn()
-                    best = max(best, _best_gflops(lambda: torch._C._nn.mkldnn_linear(am, bm, None),
-                                                  2 * n**3, device, seconds))
-                    packed = torch.ops.mkldnn._reorder_linear_weight(b, n)  # as inductor's frozen linears
-                    best = max(best, _best_gflops(
-                        lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], ""),
-                        2 * n**3, device, seconds))
-                except (RuntimeError, AttributeError) as e:
-                    _logger.debug("oneDNN linear probe failed: %s", e)
-    return best
-
-
-def measure_peak(device: str | torch.device = "cpu", *, threads: int | None = None, refresh: bool = False,
-                 cache: Path | None = None, seconds: float = 1.5) -> Peak:
-    """The matmul peak of ``device`` (fp32, bf16), measured once and cached per machine, threads and torch.
-
-    ``refresh`` measures again (do it when the machine's load has changed: the probe sees the same
-    contention as the models do). ``cache``: the JSON file (default ``peak_cache_path()``).
-    ``seconds``: time spent per matmul size, method and precision (12 of them on a CPU with bf16).
-    """
-    device = torch.device(device)
-    threads = threads or torch.get_num_threads()
-    cache = cache or peak_cache_path()
-    key = _peak_key(device, threads)
-    stored = _read_peaks(cache)
-    if key in stored and not refresh:
-        try:
-            return _peak_of(stored[key])
-        except (TypeError, ValueError):  # written by another version of zoo, or damaged: measure again
-            _logger.warning("ignoring the damaged entry %r of the peak cache %s: measuring again", key, cache)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        _logger.info("measuring the matmul peak of %s (fp32, bf16)", key)
-        fp32 = _probe(device, torch.float32, seconds)
-        has_bf16 = device.type == "cuda" or cpu_has_bf16()
-        bf16 = _probe(device, torch.bfloat16, seconds) if has_bf16 else None
-    finally:
-        torch.set_num_threads(previous)
-    method = (f"best call of square matmuls repeated for {seconds:g} s each, n in 1024, 2048: torch.mm, oneDNN "
-              "linear, oneDNN linear with a pre-packed weight" if device.type == "cpu" else
-              f"best call of square torch.mm repeated for {seconds:g} s each, n in 4096, 8192 (fp32: TF32 as "
-              f"configured, allow_tf32={torch.backends.cuda.matmul.allow_tf32})")
-    peak = Peak(key, round(fp32, 1), round(bf16, 1) if bf16 else None, method,
-                list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                time.strftime("%Y-%m-%dT%H:%M:%S"))
-    stored[key] = asdict(peak)
-    atomic_write_text(cache, json.dumps(stored, indent=2) + "\n")
-    return peak
-
-
-# ----------------------------------------------------------------------------------------------------
-# Rows and the run
 
 
 @dataclass
@@ -288,7 +122,6 @@ class BenchReport:
 def _build_model(name: str, seed: int) -> tuple[nn.Module, tuple[int, ...], float]:
     """The model (eval, CPU), its input size and its GFLOPs per image."""
     from .builder import count_flops, create, model_info
-    from .registry import parse_model_name
 
     torch.manual_seed(seed)
     if parse_model_name(name)[0] == "timm":
@@ -299,52 +132,6 @@ def _build_model(name: str, seed: int) -> tuple[nn.Module, tuple[int, ...], floa
     return create(name).eval(), tuple(info.input_size), info.gflops
 
 
-def _rss_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise OSError(field_name)
-
-
-def _malloc_trim() -> None:
-    try:
-        import ctypes
-        import ctypes.util
-
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):
-        pass
-
-
-def _peak_memory_mb(run: RunFn, x: torch.Tensor, device: torch.device) -> float | None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        run(x)
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        _malloc_trim()  # return freed heap pages, so that reused free memory does not hide the forward's needs
-        before = _rss_kib("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident set (VmHWM) to now
-        run(x)
-        return max(0, _rss_kib("VmHWM") - before) / 1024
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if n and n != previous:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if n and n != previous:
-            torch.set_num_threads(previous)
-
-
 @contextlib.contextmanager
 def _compile_cache_room() -> Iterator[None]:
     """Copies of one model class share Dynamo's per-function compile cache (8 entries by default): one
@@ -353,31 +140,6 @@ def _compile_cache_room() -> Iterator[None]:
 
     with dynamo_config.patch(recompile_limit=max(dynamo_config.recompile_limit, 64)):
         yield
-
-
-class _Timer:
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def __call__(self, run: RunFn, x: torch.Tensor) -> float:
-        """Seconds for one call."""
-        if self.device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            run(x)
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) / 1e3
-        t0 = time.perf_counter()
-        run(x)
-        return time.perf_counter() - t0
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 _Key = tuple[tuple[str, ...], "int | None"]  # (modifiers, threads)
@@ -401,15 +163,6 @@ class _Setting:
     memory_mb: float | None = None
 
 
-def _calibration(name: str, input_size: tuple[int, ...], n: int = 300) -> tuple[torch.Tensor, str]:
-    """What an int8 setting calibrates on: training images of the model's dataset when they are here, else
-    random inputs (``zoo.runners.calibration_images``)."""
-    from .registry import get_entry, parse_model_name
-
-    dataset = get_entry(name).dataset if parse_model_name(name)[0] == "zoo" else None
-    return calibration_images(dataset, n, random_shape=input_size)
-
-
 def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.device, input_size: tuple[int, ...],
              threads: int | None, tmp: Path) -> _Setting:
     setting = _Setting(mods, threads)
@@ -425,8 +178,11 @@ def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.d
         return setting
     t0 = time.perf_counter()
     try:
-        calibration, note = _calibration(name, input_size) if set(mods) & set(INT8) else (None, None)
-        with _threads(threads):
+        calibration, note = None, None
+        if set(mods) & set(INT8):  # the model's training images when they are here, else random inputs
+            dataset = get_entry(name).dataset if parse_model_name(name)[0] == "zoo" else None
+            calibration, note = calibration_images(dataset, 300, random_shape=input_size)
+        with torch_threads(threads):
             setting.prepared = prepare(model, mods, input_size=input_size, device=device, threads=threads,
                                        workdir=tmp, name=name, calibration=calibration)
         if note:
@@ -478,7 +234,7 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
             kind = None
         if kind not in ("cpu", "cuda"):
             raise InvalidArgumentError(f"unsupported device {dev_name!r}; use cpu or cuda")
-    info = machine()
+    info = machine_info()
     rows: list[BenchRow] = []
     peaks: dict[str, dict[str, Any]] = {}
     for dev_name in devices:
@@ -522,7 +278,7 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
     specs = ["eager", *[s for s in asked if s != "eager"]]
     settings: dict[_Key, _Setting] = {}
     rows: list[BenchRow] = []
-    timer = _Timer(device)
+    timer = Timer(device)
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         for b in batch_sizes:
             wanted: dict[tuple[str, int | None], _Key] = {}
@@ -541,8 +297,8 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
             live = [s for s in live if s.batch_status == "ok"]
             _time_interleaved(live, x, timer, min_time_s, min_repeats, max_repeats)
             for s in live:
-                with _threads(s.threads), torch.inference_mode():
-                    s.memory_mb = _peak_memory_mb(s.run, x, device)
+                with torch_threads(s.threads), torch.inference_mode():
+                    s.memory_mb = peak_memory_mb(s.run, x, device)
             group: dict[tuple[str, int | None], BenchRow] = {}
             for (spec, t), key in wanted.items():
                 group[(spec, t)] = _row(name, device, spec, b, gflops, settings[key], settings[wanted[("eager", t)]],
@@ -566,10 +322,10 @@ def _input_batch(b: int, input_size: tuple[int, ...], seed: int, device: torch.d
                                    ) from None
 
 
-def _warm_up(s: _Setting, x: torch.Tensor, timer: _Timer, warmup: int) -> None:
+def _warm_up(s: _Setting, x: torch.Tensor, timer: Timer, warmup: int) -> None:
     s.batch_status, s.output, s.first_call_s, s.times, s.memory_mb = "ok", None, None, [], None
     try:
-        with _threads(s.threads), torch.inference_mode():
+        with torch_threads(s.threads), torch.inference_mode():
             t0 = time.perf_counter()
             s.output = s.run(x)  # torch.compile compiles here, once per batch size
             if x.device.type == "cuda":
@@ -582,13 +338,13 @@ def _warm_up(s: _Setting, x: torch.Tensor, timer: _Timer, warmup: int) -> None:
         _logger.warning("%s at batch %d: %s", "+".join(s.mods), x.shape[0], s.batch_status)
 
 
-def _time_interleaved(live: list[_Setting], x: torch.Tensor, timer: _Timer, min_time_s: float, min_repeats: int,
+def _time_interleaved(live: list[_Setting], x: torch.Tensor, timer: Timer, min_time_s: float, min_repeats: int,
                       max_repeats: int) -> None:
     """Round-robin timed calls: one call of each setting per round."""
     rounds = 0
     while live and rounds < max_repeats:
         for s in live:
-            with _threads(s.threads), torch.inference_mode():
+            with torch_threads(s.threads), torch.inference_mode():
                 s.times.append(timer(s.run, x))
         rounds += 1
         if rounds >= min_repeats and max(sum(s.times) for s in live) >= min_time_s:
@@ -606,8 +362,8 @@ def _row(name: str, device: torch.device, spec: str, b: int, gflops: float, s: _
     row.precision = s.prepared.precision
     row.first_call_s = _round(s.first_call_s, 3)
     row.repeats = len(s.times)
-    median, best = _percentile(s.times, 0.5), min(s.times)
-    row.median_ms, row.p90_ms, row.best_ms = _ms(median), _ms(_percentile(s.times, 0.9)), _ms(best)
+    median, best = percentile(s.times, 0.5), min(s.times)
+    row.median_ms, row.p90_ms, row.best_ms = _ms(median), _ms(percentile(s.times, 0.9)), _ms(best)
     row.images_per_s = round(b / median, 2)
     row.gflop_per_s = round(gflops * b / median, 2)
     row.peak_memory_mb = _round(s.memory_mb, 1)
@@ -616,7 +372,7 @@ def _row(name: str, device: torch.device, spec: str, b: int, gflops: float, s: _
         row.peak_share = round(row.gflop_per_s / row.peak_gflop_per_s, 4)
         row.peak_share_best = round(gflops * b / best / row.peak_gflop_per_s, 4)
     if eager.batch_status == "ok" and eager.status == "ok" and eager.times:
-        row.speedup_vs_eager = round(_percentile(eager.times, 0.5) / median, 3)
+        row.speedup_vs_eager = round(percentile(eager.times, 0.5) / median, 3)
         row.max_abs_diff = float((s.output.float() - eager.output.float()).abs().max())
         row.argmax_agreement = float((s.output.argmax(1) == eager.output.argmax(1)).float().mean())
     return row

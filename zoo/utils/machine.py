@@ -3,15 +3,18 @@ the device a ``--device`` option names (``resolve_device``)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["resolve_device", "device_name", "hardware_description", "cpu_description", "cpu_class", "cpu_flags",
-           "cpu_has_bf16"]
+__all__ = ["resolve_device", "machine_info", "device_name", "hardware_description", "cpu_description", "cpu_class",
+           "cpu_flags", "cpu_has_bf16"]
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -84,3 +87,26 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise InvalidArgumentError(f"unsupported device {device!r}; use cpu or cuda")
     return dev
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a benchmark ran on, with its load (1/5/15-minute load average) at the time of the call."""
+    info: dict[str, Any] = {
+        "cpu": device_name("cpu"),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": cpu_has_bf16(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    for name in ("onnxruntime", "timm", "openvino", "nncf"):  # read from the installed metadata, not imported
+        try:
+            info[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            info[name] = None
+    return info
