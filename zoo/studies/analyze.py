@@ -18,15 +18,14 @@ both passes), so the change is caused by the step and not by a new batch. Both d
 recorded over all parameters and over the last Linear layer alone (the layer report 002 looked at).
 A probe costs one more forward and backward pass; ``probe_every`` thins them.
 
-``LandscapeConfig`` holds the settings; ``PRESETS["short"]`` runs in under 15 minutes on two busy CPU
-cores, ``PRESETS["full"]`` is the report's 25 epochs on the whole training set. ``run_landscape``
-writes ``landscape.json`` (atomically, after every run) and the figures; ``redraw_landscape`` redraws
-the figures from a saved JSON.
+``LandscapeConfig`` (``zoo.studies.landscape``) holds the settings; ``PRESETS["short"]`` runs in under
+15 minutes on two busy CPU cores, ``PRESETS["full"]`` is the report's 25 epochs on the whole training set.
+``run_landscape`` writes ``landscape.json`` (atomically, after every run) and the figures;
+``redraw_landscape`` redraws the figures from a saved JSON.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ import platform
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -45,109 +44,17 @@ import torch.nn.functional as F
 
 from ..builder import create
 from ..data.augment import augment_flip_crop
-from ..data.datasets import get_dataset_spec, load_split
+from ..data.datasets import load_split
 from ..data.splits import Split, batches
 from ..errors import InvalidArgumentError, one_line
-from ..registry import get_entry
-from ..utils.fileio import atomic_write_text, read_json, strict_json
+from ..utils.fileio import atomic_write_text, read_json
 from ..utils.machine import hardware_description, resolve_device
+from .landscape import PRESETS, LandscapeConfig, LandscapeResult, RunTrace, landscape_config
 
 __all__ = ["LandscapeConfig", "PRESETS", "landscape_config", "RunTrace", "LandscapeResult", "run_landscape",
-           "summarize", "landscape_figures", "redraw_landscape"]
+           "summarize_runs", "landscape_figures", "redraw_landscape"]
 
 _logger = logging.getLogger(__name__)
-
-OPTIMIZERS = ("adam", "sgd")
-
-
-@dataclass(frozen=True)
-class LandscapeConfig:
-    """Settings of one study. ``models`` is (without BatchNorm, with BatchNorm)."""
-
-    models: tuple[str, str] = ("vgga", "vgga_bn")
-    lrs: tuple[float, ...] = (1e-3, 2e-3, 1e-4, 5e-4)  # report 002, section 2.2
-    optimizer: str = "adam"  # the report's VGG-A did not train with SGD; it used Adam
-    steps: int = 25 * (50_000 // 128)  # the report's 25 epochs
-    batch_size: int = 128
-    train_images: int = 0  # the first N training images (0 = all)
-    probe_every: int = 1  # measure the gradient change every N steps
-    augment: bool = False  # flip + pad-and-crop (zoo.data.augment.augment_flip_crop)
-    dataset: str = "cifar10"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "models", tuple(self.models))
-        object.__setattr__(self, "lrs", tuple(float(lr) for lr in self.lrs))
-        checks = [
-            (len(self.models) == 2, "models must be two names: without and with BatchNorm"),
-            (len(self.lrs) >= 1 and all(lr > 0 for lr in self.lrs), "lrs must be positive numbers"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.steps >= 2, "steps must be >= 2"),
-            (self.batch_size >= 2, "batch_size must be >= 2 (BatchNorm needs two images)"),
-            (self.train_images >= 0, "train_images must be >= 0"),
-            (self.probe_every >= 1, "probe_every must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InvalidArgumentError(f"landscape config: {message}")
-        for name in self.models:
-            get_entry(name)
-        get_dataset_spec(self.dataset)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-PRESETS: dict[str, LandscapeConfig] = {
-    # Under 15 minutes on 2 CPU cores shared with another job: 8 runs of 60 steps of 64 images.
-    "short": LandscapeConfig(steps=60, batch_size=64, train_images=5_000, probe_every=3),
-    # Report 002: 25 epochs at batch 128 on the 50,000 training images, every step probed (GPU hours).
-    "full": LandscapeConfig(),
-}
-
-
-def landscape_config(preset: str = "short", **overrides: Any) -> LandscapeConfig:
-    """The preset with ``overrides`` applied; ``None`` values are dropped, unknown keys raise."""
-    if preset not in PRESETS:
-        raise InvalidArgumentError(f"unknown landscape preset {preset!r}; known: {', '.join(PRESETS)}")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(LandscapeConfig)})
-    if unknown:
-        raise InvalidArgumentError(f"unknown landscape settings: {', '.join(unknown)}")
-    return dataclasses.replace(PRESETS[preset], **changes)
-
-
-@dataclass
-class RunTrace:
-    """What one (model, learning rate) run recorded. Lists hold None where the run had diverged."""
-
-    model: str
-    lr: float
-    loss: list[float | None]  # training loss of every step's batch, before the step
-    probe_steps: list[int]
-    grad_change: list[float | None]  # ||g(w_t+1) - g(w_t)|| on the same batch, all parameters
-    grad_change_last: list[float | None]  # the same, last Linear layer only
-    beta: list[float | None]  # grad_change / ||w_t+1 - w_t||
-    beta_last: list[float | None]
-    step_norm: list[float | None]  # ||w_t+1 - w_t||
-    diverged_at: int | None = None
-    wall_s: float = 0.0
-
-
-@dataclass
-class LandscapeResult:
-    config: dict[str, Any]
-    runs: list[RunTrace]
-    summary: dict[str, Any]
-    bn_effect: dict[str, Any]
-    hardware: str
-    torch_version: str
-    wall_s: float
-    complete: bool
-    paths: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return strict_json(asdict(self))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,7 +210,7 @@ def _compare(a: dict[str, float], b: dict[str, float]) -> tuple[dict[str, bool],
     return flags, parts
 
 
-def summarize(runs: list[RunTrace], config: LandscapeConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def summarize_runs(runs: list[RunTrace], config: LandscapeConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per model: band statistics over all steps and over the second half; then the report's comparison.
 
     ``bn_effect`` holds one flag per claim of the report, decided over all steps, the same flags over
@@ -378,7 +285,7 @@ def run_landscape(config: LandscapeConfig, *, out_dir: str | os.PathLike[str], d
             result.wall_s = time.perf_counter() - t0
             _logger.info("%s lr=%g: %d steps in %.0f s, last loss %s", name, lr, config.steps, trace.wall_s,
                          trace.loss[-1])
-            result.summary, result.bn_effect = summarize(result.runs, config)
+            result.summary, result.bn_effect = summarize_runs(result.runs, config)
             _write_json(result, json_path)  # partial results survive an interruption
     result.complete = True
     result.paths = [str(json_path)]
@@ -427,7 +334,7 @@ def redraw_landscape(json_path: str | os.PathLike[str], out_dir: str | os.PathLi
     result.config = {**asdict(config), **{k: v for k, v in result.config.items() if k not in asdict(config)}}
     out = Path(out_dir) if out_dir is not None else Path(json_path).parent
     try:
-        result.summary, result.bn_effect = summarize(result.runs, config)
+        result.summary, result.bn_effect = summarize_runs(result.runs, config)
         out.mkdir(parents=True, exist_ok=True)
         result.paths = [str(out / "landscape.json")] + [str(p) for p in landscape_figures(result, out)]
     except _BAD_VALUES as e:
