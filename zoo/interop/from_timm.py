@@ -18,11 +18,11 @@ import torch.nn as nn
 
 from ..errors import InvalidArgumentError, UnknownModelError
 
-__all__ = ["create_timm", "adapt_stem_for_small_inputs"]
+__all__ = ["create_timm", "adapt_stem_for_small_inputs", "TIMM_PREFIX"]
 
 _logger = logging.getLogger(__name__)
 
-_ZOO_PREFIX = "zoo_"  # zoo's own models in timm's registry (zoo.interop.to_timm)
+TIMM_PREFIX = "zoo_"  # zoo's own models in timm's registry are named zoo_<name> (zoo.interop.to_timm)
 
 
 def adapt_stem_for_small_inputs(model: nn.Module) -> bool:
@@ -44,8 +44,8 @@ def create_timm(name: str, *, num_classes: int | None = None, in_chans: int | No
     if kwargs.pop("pretrained", False):
         raise InvalidArgumentError("timm's pretrained weights are ImageNet weights fetched from the network; "
                                    "zoo builds timm architectures with random weights only")
-    if name.startswith(_ZOO_PREFIX):
-        raise InvalidArgumentError(f"'timm/{name}' is zoo's own model; use zoo.create({name[len(_ZOO_PREFIX):]!r})")
+    if name.startswith(TIMM_PREFIX):
+        raise InvalidArgumentError(f"'timm/{name}' is zoo's own model; use zoo.create({name[len(TIMM_PREFIX):]!r})")
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
         hint = f"; did you mean: {', '.join(close)}?" if close else ""

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch.nn as nn
 
+from .from_timm import TIMM_PREFIX
+
 __all__ = ["register_with_timm", "TIMM_PREFIX"]
 
 _logger = logging.getLogger(__name__)
-
-TIMM_PREFIX = "zoo_"
 
 
 def _entrypoint(name: str) -> Callable[..., nn.Module]:
