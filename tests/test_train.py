@@ -14,8 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
+import zoo.train.epoch
+import zoo.train.freeze
 import zoo.train.loop as train_mod
 import zoo.train.optim
+import zoo.train.state
 from conftest import require_dataset
 from zoo.train.loop import train
 from zoo.train.optim import Lookahead, create_optimizer, create_scheduler, lr_at
@@ -67,7 +70,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path: Path, monke
     recipe = _tiny()
     full = train(recipe, out_dir=tmp_path / "full", progress=False)
 
-    real_epoch = train_mod._train_epoch
+    real_epoch = train_mod.train_epoch
     calls = {"n": 0}
 
     def interrupted(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -76,11 +79,11 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path: Path, monke
             raise KeyboardInterrupt  # killed during the second epoch
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "_train_epoch", interrupted)
+    monkeypatch.setattr(train_mod, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, out_dir=tmp_path / "cut", progress=False)
     assert torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(train_mod, "_train_epoch", real_epoch)
+    monkeypatch.setattr(train_mod, "train_epoch", real_epoch)
     with pytest.raises(zoo.InvalidArgumentError, match="--resume"):
         train(recipe, out_dir=tmp_path / "cut", progress=False)
     resumed = train(recipe, out_dir=tmp_path / "cut", resume=True, progress=False)
@@ -100,13 +103,13 @@ def test_bf16_recipe_trains_in_fp32_without_native_bf16(tmp_path: Path, monkeypa
     require_dataset("mnist")
     monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: native)
     seen: list[str] = []
-    real_epoch = train_mod._train_epoch
+    real_epoch = train_mod.train_epoch
 
     def spy(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         seen.append(args[4].precision)  # the recipe the epoch ran with
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "_train_epoch", spy)
+    monkeypatch.setattr(train_mod, "train_epoch", spy)
     with caplog.at_level("WARNING", logger="zoo.train"):
         result = train(_tiny(epochs=1, train_limit=256), out_dir=tmp_path, progress=False)
     expected = "bf16" if native else "fp32"
@@ -387,12 +390,12 @@ def test_new_step_matches_the_old_loss_curve(tmp_path: Path, monkeypatch: pytest
 
 def test_alternating_flip_shows_each_image_both_ways_every_two_epochs() -> None:
     images = torch.arange(64 * 3 * 2 * 4, dtype=torch.float32).reshape(64, 3, 2, 4)
-    epochs = [train_mod._alternate_flip(images, seed=0, epoch=e) for e in range(4)]
+    epochs = [zoo.train.epoch.alternate_flip(images, seed=0, epoch=e) for e in range(4)]
     flipped = [(e == images.flip(3)).flatten(1).all(1) for e in epochs]
     assert all(((e == images) | (e == images.flip(3))).all() for e in epochs)  # each image as is or mirrored
     assert 16 < int(flipped[0].sum()) < 48  # a random half
     assert torch.equal(flipped[0], ~flipped[1]) and torch.equal(flipped[0], flipped[2])  # alternating halves
-    assert not torch.equal(flipped[0], train_mod._alternate_flip(images, seed=1, epoch=0).eq(images.flip(3))
+    assert not torch.equal(flipped[0], zoo.train.epoch.alternate_flip(images, seed=1, epoch=0).eq(images.flip(3))
                            .flatten(1).all(1))  # the halves follow the seed
 
 
@@ -435,10 +438,10 @@ def test_a_state_saved_before_new_recipe_settings_still_resumes() -> None:
     recipe = _tiny()
     saved = recipe.to_dict()
     del saved["lookahead_steps"], saved["alternate_flip"]  # a state.pt written by an older zoo
-    assert train_mod._same_recipe(saved, recipe)
-    assert not train_mod._same_recipe({**saved, "lr": 0.5}, recipe)
-    assert not train_mod._same_recipe({**saved, "no_such_setting": 1}, recipe)
-    assert train_mod._same_recipe({**saved, "description": "reworded", "source": "elsewhere"}, recipe)
+    assert zoo.train.state.same_recipe(saved, recipe)
+    assert not zoo.train.state.same_recipe({**saved, "lr": 0.5}, recipe)
+    assert not zoo.train.state.same_recipe({**saved, "no_such_setting": 1}, recipe)
+    assert zoo.train.state.same_recipe({**saved, "description": "reworded", "source": "elsewhere"}, recipe)
 
 
 @pytest.mark.full_data
@@ -464,9 +467,9 @@ def test_freeze_trains_only_the_named_layers(tmp_path: Path) -> None:
 
 def test_freeze_keeps_frozen_batchnorm_statistics() -> None:
     model = zoo.create("resnet20")
-    layers = train_mod.freeze(model, "all-but-last:3")
+    layers = zoo.train.freeze.freeze(model, "all-but-last:3")
     assert layers["trained"] == ["layer3.2.conv2", "layer3.2.bn2", "linear"]
-    norms = train_mod.frozen_norms_of(model, layers["frozen"])
+    norms = zoo.train.freeze.frozen_norm_layers(model, layers["frozen"])
     assert model.bn1 in norms and model.layer3[2].bn2 not in norms
     assert not any(p.requires_grad for n in layers["frozen"] for p in model.get_submodule(n).parameters())
 

@@ -169,7 +169,7 @@ def _claims(runs: dict[str, dict[str, list[float]]], final: dict[str, dict[str, 
 def run_transfer(config: TransferConfig, *, out_dir: str | os.PathLike[str], data_dir: str | None = None,
                  threads: int | None = None) -> dict[str, Any]:
     """Run the study (see the module docstring); writes ``transfer.json`` and ``transfer.png`` in ``out_dir``."""
-    from ..train.loop import freeze, frozen_norms_of
+    from ..train.freeze import freeze, frozen_norm_layers
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -197,7 +197,7 @@ def run_transfer(config: TransferConfig, *, out_dir: str | os.PathLike[str], dat
     before = {k: t.clone() for k, t in transfer.state_dict().items()
               if any(k.startswith(f"{n}.") for n in layers["frozen"])}
     runs["transfer"] = _train(transfer, target, config.target_steps, config.lr, config, probe,
-                              tuple(frozen_norms_of(transfer, layers["frozen"])))
+                              tuple(frozen_norm_layers(transfer, layers["frozen"])))
     state = transfer.state_dict()
     layers["frozen_tensors_unchanged"] = all(torch.equal(state[k], t) for k, t in before.items())
     torch.manual_seed(config.seed + 1)

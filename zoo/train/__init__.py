@@ -3,6 +3,10 @@
 - ``recipes``: the ``Recipe`` dataclass and the named recipes;
 - ``optim``: a recipe's optimizer, learning-rate schedule, EMA and Lookahead (timm and torch);
 - ``loop``: ``train(recipe, out_dir=...)``, cut into setup, resume, epochs and finish;
+- ``epoch``: one epoch of training on tensors, and the test scores between epochs;
+- ``state``: ``state.pt``, saved atomically after every epoch and resumed exactly;
+- ``freeze``: the layers a fine-tuning recipe freezes, and its frozen norm layers;
+- ``distributed``: the process group under ``torchrun`` (data parallel training);
 - ``runs``: a run directory's files, lock and status (no torch: ``zoo status`` stays fast).
 
 ``import zoo.train`` imports nothing heavy: the names below load their module on first use (PEP 562).

@@ -32,27 +32,31 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InvalidArgumentError, ZooError
-from ..utils.fileio import MAX_JSON_BYTES, atomic_write_text, json_field, read_json, regular_file
+from ..utils.fileio import MAX_JSON_BYTES, atomic_write_text, check_name, json_field, read_json, regular_file
 from .recipes import Recipe, get_recipe
 
 __all__ = [
     "RUN_MARKERS",
     "RunStatus",
+    "SAVE_DTYPES",
     "check_run_dir",
+    "claim_run_dir",
     "find_runs",
     "format_duration",
     "lock_run",
     "read_run_options",
     "remove_stale_temporaries",
     "run_hardware",
+    "run_options",
     "run_status",
     "write_log",
     "write_run_options",
 ]
 
 RUN_MARKERS = ("run.json", "recipe.json", "state.pt")  # a folder holding one of these is a zoo run
+SAVE_DTYPES = (None, "float32", "float16")  # storage of the final weights (run.json); None keeps the trained dtype
 # The temporaries zoo leaves when killed: zoo.utils.fileio.atomic_path's ".<stem>.<12 hex>.tmp<suffix>" and the
-# final checkpoint's ".<model>.<tag>.safetensors" (zoo.train._finish).
+# final checkpoint's ".<model>.<tag>.safetensors" (zoo.train.loop._finish).
 _TEMPORARY = re.compile(r"\.[A-Za-z0-9_.+-]+\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+)?|\.[A-Za-z0-9_.+-]+\.safetensors")
 
 _logger = logging.getLogger(__name__)
@@ -116,6 +120,17 @@ def check_run_dir(out: Path) -> None:
     raise InvalidArgumentError(f"cannot use {out} as the run directory: it holds files ({shown}) but is not a zoo "
                                f"run (no {', '.join(RUN_MARKERS)}); zoo trains only into an absent or empty folder, "
                                f"or a run of its own: choose another --out")
+
+
+def claim_run_dir(out: Path, *, main: bool) -> IO[str] | None:
+    """Create the run directory ``out`` if need be (``check_run_dir``) and, in the main process, lock it
+    (``lock_run``); returns the lock."""
+    try:
+        check_run_dir(out)  # absent, empty or a zoo run: never a folder of the user's files
+        out.mkdir(parents=True, exist_ok=True)
+        return lock_run(out) if main else None
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot use {out} as the run directory: {exc.strerror or exc}") from None
 
 
 def _open_lock(out: Path, flags: int) -> IO[str]:
@@ -192,6 +207,26 @@ def read_run_options(out: Path) -> dict[str, str | None]:
     if not isinstance(data, dict):
         raise ZooError(f"{path} cannot be read as a zoo run file: not the run's options")
     return {k: json_field(data, k, str, path, default=None, what=_WHAT) for k in ("tag", "save_dtype")}
+
+
+def run_options(out: Path, *, resume: bool, tag: str | None, save_dtype: str | None,
+                main: bool) -> tuple[str | None, str | None]:
+    """This call's checkpoint tag and storage dtype, recorded in ``run.json`` (by the main process): a resume
+    keeps the first call's unless told otherwise. A run is never started over another's state."""
+    if not resume and (out / "state.pt").exists():
+        raise InvalidArgumentError(f"{out} already holds a run (state.pt): pass --resume to continue it, "
+                                   f"or choose another --out")
+    if resume and main:
+        saved = read_run_options(out)
+        if tag is None and saved["tag"]:
+            tag = check_name(saved["tag"], f"tag in {out / 'run.json'}")
+        if save_dtype is None:
+            save_dtype = saved["save_dtype"]
+        if save_dtype not in SAVE_DTYPES:
+            raise InvalidArgumentError(f"{out / 'run.json'} records an unknown save_dtype {save_dtype!r}")
+    if main:
+        write_run_options(out, tag=tag, save_dtype=save_dtype)
+    return tag, save_dtype
 
 
 _WHAT = "a zoo run file"
