@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 import zoo
 from conftest import SystemPayload, TouchPayload
 from zoo.cli import eval_main, main
-from zoo.weights.load import save_checkpoint
+from zoo.weights import save_checkpoint
 
 
 def _safetensors_with_header(path: Path, header: bytes, body: bytes = b"") -> None:

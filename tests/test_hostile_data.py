@@ -315,7 +315,7 @@ def test_a_misbehaving_download_fails_in_bounded_time_with_one_line(tmp_path: Pa
                                                                      server: _Server, path: str, message: str) -> None:
     import dataclasses
 
-    import zoo.weights.load as zw
+    import zoo.weights.hub as zw
     from zoo import registry
 
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
@@ -330,7 +330,7 @@ def test_a_misbehaving_download_fails_in_bounded_time_with_one_line(tmp_path: Pa
     monkeypatch.setitem(registry._REGISTRY, "lenet_cifar", dataclasses.replace(entry, weights=(weights,)))
     started = time.monotonic()
     with pytest.raises(zoo.CheckpointError) as info:
-        zw.resolve("default", "lenet_cifar", progress=False)
+        zoo.weights.resolve("default", "lenet_cifar", progress=False)
     assert time.monotonic() - started < 8
     assert "\n" not in str(info.value) and message in str(info.value), str(info.value)
     cache = tmp_path / "cache"
@@ -438,7 +438,7 @@ def test_a_damaged_peak_cache_is_measured_again_and_rewritten(tmp_path: Path, mo
 
     import torch
 
-    import zoo.benchmark as zb
+    import zoo.utils.measure as zb
 
     monkeypatch.setattr(zb, "_probe", lambda device, dtype, seconds: 123.0)
     cache = tmp_path / "peak.json"

@@ -19,7 +19,7 @@ import torch
 
 import zoo
 from conftest import require_dataset
-from zoo.weights.load import sha256_file
+from zoo.weights import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = zoo.get_weights("resnet20.cifar10")
@@ -91,7 +91,7 @@ def test_installed_wheel_downloads_verifies_caches_and_reproduces_the_top1(
     cache, elsewhere = tmp_path / "cache", tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = _env(target, cache, url)
-    where = subprocess.run([sys.executable, "-c", "import zoo, zoo.weights.load as w; print(zoo.__file__); "
+    where = subprocess.run([sys.executable, "-c", "import zoo, zoo.weights as w; print(zoo.__file__); "
                             "print(w.weights_dirs())"], env=env, cwd=elsewhere, capture_output=True, text=True)
     assert where.stdout.splitlines() == [str(target / "zoo" / "__init__.py"), "[]"], where.stderr  # not the checkout
 

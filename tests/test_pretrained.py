@@ -42,7 +42,7 @@ def test_fine_tuning_keeps_every_tensor_but_a_fresh_classifier(caplog: pytest.Lo
 
 def test_a_head_of_another_size_loads_only_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "r20-100.safetensors"
-    zoo.weights.load.save_checkpoint(zoo.create("resnet20", num_classes=100), path, arch="resnet20", dataset="cifar100")
+    zoo.weights.save_checkpoint(zoo.create("resnet20", num_classes=100), path, arch="resnet20", dataset="cifar100")
     with pytest.raises(zoo.CheckpointError, match=r"does not fit resnet20: .*linear.weight"):
         zoo.create("resnet20", weights=str(path))  # without num_classes a shape mismatch stays an error
     assert zoo.create("resnet20", weights=str(path), num_classes=100).linear.out_features == 100
@@ -159,5 +159,5 @@ def test_train_init_from_on_an_image_folder(tmp_path: Path) -> None:
     assert tuned["linear.weight"].shape == (2, 64) and r.recipe["init_from"] == "resnet20.cifar10"
     convs = [k for k in start if k.endswith("conv1.weight")]
     assert all(torch.allclose(tuned[k], start[k], atol=1e-6) for k in convs)  # lr 1e-9: the checkpoint's body
-    meta = zoo.weights.load.read_metadata(r.checkpoint)
+    meta = zoo.weights.read_metadata(r.checkpoint)
     assert json.loads(meta["classes"]) == ["cat", "ship"] and meta["dataset"] == "pets"

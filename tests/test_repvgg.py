@@ -16,7 +16,7 @@ import zoo
 from zoo.builder import count_params, deploy_form
 from zoo.runners import prepare
 from zoo.runners.serialize import to_onnx
-from zoo.weights.load import save_checkpoint
+from zoo.weights import save_checkpoint
 
 TOL = 1e-5
 A0_BLOCKS = 1 + 2 + 4 + 14 + 1  # stage 0 and stages 1-4

@@ -20,13 +20,13 @@ import torch
 from safetensors import safe_open
 
 import zoo
-import zoo.weights.load as zw
+import zoo.weights.hub as zw
 from conftest import SystemPayload, TouchPayload
 from zoo import registry
 from zoo.builder import count_flops, count_params
 from zoo.data.datasets import get_dataset_spec
 from zoo.errors import CheckpointError, InvalidArgumentError, UnknownModelError
-from zoo.weights.load import (
+from zoo.weights import (
     Metrics,
     Weights,
     get_weights,
@@ -130,7 +130,7 @@ def test_round_trip_fp32_keeps_tensors_and_metadata(tmp_path: Path) -> None:
         assert tensors[key].dtype == t.dtype and torch.equal(tensors[key], t), key
 
     spec = get_dataset_spec("cifar10")
-    assert meta["format"] == zw.FORMAT and meta["format_version"] == str(zw.FORMAT_VERSION)
+    assert meta["format"] == zoo.weights.FORMAT and meta["format_version"] == str(zoo.weights.FORMAT_VERSION)
     assert (meta["arch"], meta["dataset"], meta["num_classes"]) == ("resnet20", "cifar10", "10")
     assert meta["dtype"] == "float32"
     assert json.loads(meta["classes"]) == list(spec.classes)
@@ -435,7 +435,7 @@ def test_cache_is_keyed_by_sha256(dirs: dict[str, Path], monkeypatch: pytest.Mon
 
     cached = dirs["cache"] / f"{weights.sha256}.safetensors"
     cached.write_bytes(src.read_bytes())
-    assert resolve("default", "resnet20") == zw.ResolvedWeights(cached, weights, "cache")
+    assert resolve("default", "resnet20") == zoo.weights.ResolvedWeights(cached, weights, "cache")
     zoo.create("resnet20", weights="default")
 
     _flip_byte(cached)  # the right name with the wrong content
@@ -493,7 +493,7 @@ def test_registered_weights_match_their_file(weights: Weights) -> None:
     meta = read_metadata(path)
     spec = get_dataset_spec(weights.dataset)
     assert (meta["format"], meta["arch"], meta["dataset"], meta["dtype"]) == (
-        zw.FORMAT, weights.arch, spec.name, weights.dtype)
+        zoo.weights.FORMAT, weights.arch, spec.name, weights.dtype)
     assert int(meta["num_classes"]) == weights.num_classes == spec.num_classes
     assert tuple(json.loads(meta["classes"])) == weights.classes == spec.classes
     assert tuple(json.loads(meta["input_size"])) == weights.input_size == spec.input_size
@@ -537,7 +537,7 @@ def test_mirror_url_comes_first_and_a_checkout_is_not_required(dirs: dict[str, P
     assert zw.download_url(weights) == f"http://mirror.invalid/zoo/{weights.file_name}"
     assert zw.where(weights) == ("remote", None)
     monkeypatch.setenv("ZOO_WEIGHTS_URL", dirs["src"].as_uri())  # a file:// mirror takes the same path as http
-    assert zw.download(weights, progress=False) == dirs["cache"] / f"{weights.sha256}.safetensors"
+    assert zoo.weights.download(weights, progress=False) == dirs["cache"] / f"{weights.sha256}.safetensors"
     assert zw.where(weights) == ("cache", dirs["cache"] / f"{weights.sha256}.safetensors")
     monkeypatch.delenv("ZOO_WEIGHTS_URL")
     monkeypatch.delenv("ZOO_WEIGHTS_DIR")
@@ -554,7 +554,7 @@ def test_download_to_a_folder_and_verify_every_file(dirs: dict[str, Path], monke
     weights, src = _publish(dirs, monkeypatch, url=None)
     monkeypatch.setenv("ZOO_WEIGHTS_URL", dirs["src"].as_uri())
     offline = tmp_path / "usb"
-    copy = zw.download(weights, to=offline, progress=False)
+    copy = zoo.weights.download(weights, to=offline, progress=False)
     assert copy == offline / weights.file_name and sha256_file(copy) == weights.sha256
     rows = {(r["name"], Path(r["path"]).parent.name): r["ok"] for r in zw.verify_files()}
     assert rows == {("resnet20.test", "cache"): True}  # usb/ is no weights folder until $ZOO_WEIGHTS_DIR names it

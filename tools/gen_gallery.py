@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo.weights.load import Weights
+from zoo.weights import Weights
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -19,7 +19,7 @@ from pathlib import Path
 import zoo
 from zoo.data.datasets import get_dataset_spec
 from zoo.evaluate import evaluate_model
-from zoo.weights.load import read_metadata, sha256_file
+from zoo.weights import read_metadata, sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -125,7 +125,7 @@ def weights_table(rows: list[dict[str, Any]], pattern: str) -> str:
 def verified_files(rows: list[dict[str, Any]]) -> str:
     """``zoo weights verify``: each file's sha256 check."""
     if not rows:
-        from ..weights.load import cache_dir
+        from ..weights import cache_dir
 
         return f"no released files here (weights folders and cache {cache_dir()})"
     return table([[r["name"] or "(not a released file)", "ok" if r["ok"] else "CORRUPT", r["path"]] for r in rows],

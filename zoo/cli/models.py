@@ -48,7 +48,7 @@ def info_cmd(name: str, as_json: bool) -> None:
 
 
 def _weights_card(w: Any, as_json: bool) -> None:
-    from ..weights.load import where
+    from ..weights import where
 
     place, path = where(w)
     if as_json:
@@ -72,7 +72,7 @@ def _released(names: tuple[str, ...], every: bool) -> list[Any]:
 
 def _released_files(pattern: str) -> list[dict[str, Any]]:
     """The released checkpoints matching ``pattern``: their scores and where their file is."""
-    from ..weights.load import where
+    from ..weights import where
 
     rows = []
     for w in zoo.list_weights(pattern):
@@ -104,7 +104,7 @@ def weights_list_cmd(pattern: str, as_json: bool) -> None:
 @json_option
 def weights_download_cmd(names: tuple[str, ...], every: bool, to: str | None, progress: bool, as_json: bool) -> None:
     """Fetch and verify NAMES (arch.tag, wildcards allowed) into the cache, or --to a folder."""
-    from ..weights.load import download
+    from ..weights import download
 
     done = [{"name": w.name, "path": str(download(w, to=to, progress=progress and not as_json))}
             for w in _released(names, every)]
@@ -119,7 +119,7 @@ def weights_download_cmd(names: tuple[str, ...], every: bool, to: str | None, pr
 @json_option
 def weights_verify_cmd(as_json: bool) -> None:
     """Re-hash every released file in the weights folders and the cache; exit 1 if one is corrupt."""
-    from ..weights.load import verify_files
+    from ..weights import verify_files
 
     rows = verify_files()
     if as_json:
@@ -137,6 +137,6 @@ def weights_verify_cmd(as_json: bool) -> None:
 @progress_option()
 def weights_path_cmd(name: str, progress: bool) -> None:
     """Print the verified file of NAME (arch.tag), downloading it first if needed."""
-    from ..weights.load import download
+    from ..weights import download
 
     click.echo(download(zoo.get_weights(name), progress=progress))
