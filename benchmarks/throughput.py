@@ -7,7 +7,7 @@ measured and recorded (load average, and the CPU time other processes used durin
 
 - ``sweep``: the candidates of ``auto`` (``zoo.runners.AUTO_CANDIDATES``), OpenVINO int8 and onnxruntime
   int8 at batch 1, 4, 16, 64, 256 for resnet18, resnet20 and vgg19_bn: where the best setting changes. It
-  writes ``zoo/auto.json`` for this machine's CPU class, which is what ``auto`` then stands for here.
+  writes ``zoo/runners/auto.json`` for this machine's CPU class, which is what ``auto`` then stands for here.
 - ``main``: every backend but torch.compile at batch 1 and 64, CPU and CUDA (CUDA rows say when there is
   none), OpenVINO (fp32, bf16, int8) and onnxruntime (fp32, int8) among them, ``auto`` as the sweep chose
   it; zoo's resnet18 next to ``timm/resnet18`` (timm's ResNet-18 with the same 32x32 stem).
@@ -397,10 +397,10 @@ def _auto_section(parts: dict[str, Any]) -> list[str]:
     sweep = parts.get("sweep")
     lines = ["## What `auto` stands for, and why", ""]
     if not sweep:
-        return lines + ["Part `sweep` was not run: `auto` uses the table recorded in `zoo/auto.json`.", ""]
+        return lines + ["Part `sweep` was not run: `auto` uses the table recorded in `zoo/runners/auto.json`.", ""]
     points = auto_points(sweep)
     lines += [f"Part `sweep` timed the candidates of `auto` ({', '.join(backends.AUTO_CANDIDATES)}) side by side per "
-              "model and batch size, and recorded them in `zoo/auto.json` for this CPU class; `auto` picks the "
+              "model and batch size, and recorded them in `zoo/runners/auto.json` for this CPU class; `auto` picks the "
               "fastest installed candidate at the measured point nearest in GFLOP per call, an fp32 one when it "
               f"is within {100 * auto_policy.AUTO_TIE:.0f}% of the fastest; `zoo-eval` counts the setup time "
               "(an export) "

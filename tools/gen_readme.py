@@ -1,4 +1,4 @@
-"""Regenerate the generated tables of README.md and docs/results.csv from the registry.
+"""Regenerate the generated tables of README.md and docs/results.csv from the registry (and the layer table).
 
     python tools/gen_readme.py          # rewrite README.md and docs/results.csv in place
     python tools/gen_readme.py --check  # exit 1 when either is stale (the test suite runs this)
@@ -14,6 +14,8 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+import layers  # tools/layers.py: the layer table (this script's folder is on sys.path)
 
 import zoo
 from zoo.registry import get_entry
@@ -139,8 +141,30 @@ def transfer_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"models": model_table, "param-notes": param_notes, "weights": weights_table, "peers": peers_table,
-            "landscape": landscape_table, "transfer": transfer_table}
+def layout_table() -> str:
+    """The package's layers, lowest first, with the modules each holds (``tools/layers.py``)."""
+    package = README.parent / "zoo"
+    modules = {".".join(f.relative_to(README.parent).with_suffix("").parts).removesuffix(".__init__"): f
+               for f in sorted(package.rglob("*.py"))}
+    by_layer: dict[int, list[str]] = {}
+    for name, f in modules.items():
+        shown = f"{f.parent.relative_to(README.parent)}/" if f.name == "__init__.py" and name != "zoo" else \
+            str(f.relative_to(README.parent))
+        by_layer.setdefault(layers.layer_of(name), []).append(shown)
+    rows = ["| layer | modules | what |", "|---|---|---|"]
+    for i, layer in enumerate(layers.LAYERS):
+        files = by_layer.get(i, [])
+        folders = [f for f in files if f.endswith("/")]
+        inside = {f: sorted(Path(g).stem for g in files if g.startswith(f) and not g.endswith("/")) for f in folders}
+        alone = [f for f in files if not f.endswith("/") and not any(f.startswith(d) for d in folders)]
+        cells = [f"`{d}` ({', '.join(inside[d])})" if inside[d] else f"`{d}`" for d in folders]
+        cells += [f"`{f}`" for f in alone]
+        rows.append(f"| {layer.name} | {'; '.join(cells)} | {layer.what} |")
+    return "\n".join(rows)
+
+
+SECTIONS = {"layout": layout_table, "models": model_table, "param-notes": param_notes, "weights": weights_table,
+            "peers": peers_table, "landscape": landscape_table, "transfer": transfer_table}
 
 
 def render(text: str) -> str:

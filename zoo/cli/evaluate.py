@@ -45,7 +45,7 @@ __all__ = ["eval_cmd", "predict_cmd"]
 @click.option("--confusion", "confusion_png", type=Path(dir_okay=False), help="Write the confusion matrix PNG.")
 @click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
 @progress_option("Progress bar on stderr.")
-@backend_option("auto: the setting measured fastest for this CPU class (zoo/auto.json; often bf16); eager: "
+@backend_option("auto: the setting measured fastest for this CPU class (zoo/runners/auto.json; often bf16); eager: "
                 "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
                 "onnxruntime-int8|openvino-int8: an exported artefact (int8: calibrated on training images), "
                 "with parity against eager; or zoo.runners modifiers such as fold-bn+channels-last.")

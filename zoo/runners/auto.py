@@ -27,7 +27,7 @@ __all__ = ["AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "AUTO_CUDA", "AUTO_CPU_BF16"
 _logger = logging.getLogger(__name__)
 
 # What ``auto`` stands for is chosen by measurement. ``benchmarks/throughput.py`` (part ``sweep``) times the
-# AUTO_CANDIDATES side by side per model and batch size on the machine at hand and writes ``zoo/auto.json``:
+# AUTO_CANDIDATES side by side per model and batch size on the machine at hand and writes ``zoo/runners/auto.json``:
 # per CPU class (``zoo.utils.machine.cpu_class``), the measured points (GFLOP per call) with each candidate's
 # images/s and setup time (export, compilation, first call). ``resolve_auto`` takes the measured point
 # nearest in GFLOP per call (log scale) and picks the fastest installed candidate there; a candidate whose
