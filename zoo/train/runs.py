@@ -123,12 +123,15 @@ def check_run_dir(out: Path) -> None:
 
 
 def claim_run_dir(out: Path, *, main: bool) -> IO[str] | None:
-    """Create the run directory ``out`` if need be (``check_run_dir``) and, in the main process, lock it
-    (``lock_run``); returns the lock."""
+    """In the main process: check the run directory ``out`` (``check_run_dir``), create it if need be and lock it
+    (``lock_run``); returns the lock (None in the other processes of a data-parallel run, which write nothing
+    there: were they to check the folder too, they could meet the main process's half-written files)."""
+    if not main:
+        return None
     try:
         check_run_dir(out)  # absent, empty or a zoo run: never a folder of the user's files
         out.mkdir(parents=True, exist_ok=True)
-        return lock_run(out) if main else None
+        return lock_run(out)
     except OSError as exc:
         raise InvalidArgumentError(f"cannot use {out} as the run directory: {exc.strerror or exc}") from None
 
