@@ -152,7 +152,7 @@ def test_peak_probe_is_cached_per_machine_threads_and_torch(fake_probe: list[tor
     cache = tmp_path / "zoo" / "peak.json"
     assert benchmark.peak_cache_path() == cache
     stored = json.loads(cache.read_text())
-    assert list(stored) == [first.key] and "1 threads" in first.key and torch.__version__ in first.key
+    assert list(stored) == [first.key] and "1 thread |" in first.key and torch.__version__ in first.key
     benchmark.measure_peak("cpu", threads=1, refresh=True)
     assert len(fake_probe) == 2 * probes
     benchmark.measure_peak("cpu", threads=2)

@@ -129,7 +129,8 @@ def test_train_stopped_by_budget_says_how_to_resume_and_time_left(tmp_path: Path
     assert code == 0 and not result["finished"] and len(result["history"]) == 2 and result["remaining_s"] > 0
     code, out = _run(*args, "--resume", "--json")
     assert code == 0 and json.loads(out)["finished"] and json.loads(out)["remaining_s"] == 0.0
-    assert [format_duration(s) for s in (4.4, 600, 5400, 36000)] == ["4 s", "10 min", "1.5 h", "10.0 h"]
+    assert [format_duration(s) for s in (4.4, 102.4, 600, 5400, 36000)] == ["4 s", "1 min 42 s", "10 min", "1.5 h",
+                                                                          "10.0 h"]
 
 
 @pytest.mark.usefixtures("restore_threads")

@@ -329,10 +329,10 @@ def test_log_lines_name_their_machine_and_a_run_resumed_elsewhere_names_both(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_threads: None) -> None:
     recipe = resolve_recipe("fast_onecycle", {"dataset": "circles", "epochs": 3, "batch_size": 20},
                             model="mlp_tanh_circles")
-    monkeypatch.setattr(train_mod, "hardware_description", lambda device="cpu", world_size=1: "machine A")
+    monkeypatch.setattr(train_mod, "hardware_description", lambda *a, **k: "machine A")
     first = train(recipe, out_dir=tmp_path, progress=False, max_minutes=1e-6, threads=1)
     assert not first.finished and first.hardware == "machine A"
-    monkeypatch.setattr(train_mod, "hardware_description", lambda device="cpu", world_size=1: "machine B")
+    monkeypatch.setattr(train_mod, "hardware_description", lambda *a, **k: "machine B")
     result = train(recipe, out_dir=tmp_path, progress=False, resume=True, threads=1)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [row["hardware"] for row in log] == ["machine A", "machine B", "machine B"]
@@ -489,3 +489,61 @@ def test_a_torchvision_resnet18_file_starts_training_with_a_new_head(tmp_path: P
     assert torch.equal(tuned["layer1.0.conv1.weight"], reference.state_dict()["layer1.0.conv1.weight"])  # frozen
     assert torch.equal(tuned["layer1.0.bn1.running_mean"], reference.state_dict()["layer1.0.bn1.running_mean"])
     assert not torch.equal(tuned["layer4.1.conv2.weight"], reference.state_dict()["layer4.1.conv2.weight"])
+
+
+@pytest.mark.slow
+def test_estimate_predicts_the_epoch_that_then_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``zoo train --estimate`` times real steps; a 1-epoch run then takes within 40% of its epoch estimate (a
+    loaded machine, as under ``-n 2``, moves both)."""
+    from zoo.train.estimate import estimate
+
+    require_dataset("mnist")
+    monkeypatch.chdir(tmp_path)
+    recipe = resolve_recipe("mlp_2523.mnist", {"epochs": 1, "train_limit": 16384, "precision": "fp32"})
+    e = estimate(recipe, seconds=1.0)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert e.steps_per_epoch == 16384 // recipe.batch_size and e.steps >= 2 and e.evaluations == 1
+    assert e.total_s == pytest.approx(e.epoch_s + e.eval_s) and "fp32" == e.precision and "thread" in e.hardware
+    measured = train(recipe, out_dir=tmp_path / "run", progress=False).history[0]["epoch_s"]
+    assert abs(e.epoch_s - measured) <= 0.4 * measured, (e.epoch_s, measured)
+
+
+@pytest.mark.slow
+def test_estimate_from_the_command_line_writes_nothing(tmp_path: Path) -> None:
+    require_dataset("mnist")
+    args = [sys.executable, "-m", "zoo", "train", "-r", "mlp_2523.mnist", "--set", "epochs=20", "--set",
+            "eval_every=5", "--estimate"]
+    out = subprocess.run([*args, "--json"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    e = json.loads(out)
+    assert e["epochs"] == 20 and e["evaluations"] == 4 and e["train_images_per_s"] > 0  # epochs 5, 10, 15 + final
+    assert e["total_s"] == pytest.approx(20 * e["epoch_s"] + 4 * e["eval_s"])
+    text = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "one epoch:" in text and "20 epochs and 4 test passes" in text and "nothing was written" in text
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_estimate_times_the_low_resolution_epochs_at_their_own_pace(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo.train.estimate import estimate
+
+    require_dataset("cifar10")
+    monkeypatch.chdir(tmp_path)
+    recipe = resolve_recipe("fastnet.cifar10.pr26", {"train_limit": 1024, "batch_size": 32, "precision": "fp32"})
+    e = estimate(recipe, seconds=0.5, max_steps=4)
+    assert e.low_res_epochs == 13 and 0 < e.low_res_epoch_s < e.epoch_s  # 26x26 is 0.66x the pixels of 32x32
+    assert e.total_s == pytest.approx(13 * e.low_res_epoch_s + 8 * e.epoch_s + e.evaluations * e.eval_s)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_recipes_estimate_lists_each_recipe_timed_here(tmp_path: Path) -> None:
+    require_dataset("mnist")
+    args = [sys.executable, "-m", "zoo", "recipes", "mlp_2523.mnist", "--estimate", "--threads", "1"]
+    rows = json.loads(subprocess.run([*args, "--json"], cwd=tmp_path, capture_output=True, text=True,
+                                     check=True).stdout)
+    assert [r["recipe"] for r in rows] == ["mlp_2523.mnist"]
+    assert rows[0]["hardware"].endswith((", 1 thread, bf16", ", 1 thread, fp32"))  # machine, threads, precision
+    text = subprocess.run([*args, "--no-progress"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert text.splitlines()[0].split()[:3] == ["recipe", "model", "precision"] and "mlp_2523.mnist" in text
+    assert list(tmp_path.iterdir()) == []

@@ -252,6 +252,20 @@ def recipes_table(recipes: list[Any]) -> str:
     return table(rows, ["recipe", "model", "dataset", "epochs", "description"], right={3})
 
 
+def estimates_table(rows: list[Any]) -> str:
+    """``zoo recipes --estimate``: each recipe's expected time on this machine."""
+    from ..train.runs import format_duration
+
+    if not rows:
+        return "no recipe to time (a recipe that names no model takes --model: `zoo train --estimate`)"
+    body = [[e.recipe, e.model, e.precision, f"{e.train_images_per_s:,.0f}", format_duration(e.epoch_s),
+             str(e.epochs), format_duration(e.total_s)] for e in rows]
+    return "\n".join([table(body, ["recipe", "model", "precision", "images/s", "epoch", "epochs", "total"],
+                             right={3, 4, 5, 6}),
+                      f"on {rows[0].hardware.rsplit(', ', 1)[0]}; about a second of training steps timed per recipe, "
+                      f"evaluations included in the total; nothing was written"])
+
+
 # studies
 
 def view_report(r: Any) -> str:
@@ -286,3 +300,20 @@ def transfer_report(r: dict[str, Any]) -> str:
         *(f"report 003: transfer {claim}: {'agrees' if agrees else 'does not agree'}"
           for claim, agrees in r["agrees_with_report_003"].items()),
         f"written: {', '.join(r['paths'])}"])
+
+
+def estimate_report(e: Any) -> str:
+    """``zoo train --estimate``: the recipe's expected time on this machine, and what it was measured from."""
+    from ..train.runs import format_duration
+
+    passes = f"{e.evaluations} test pass{'es' if e.evaluations != 1 else ''}"
+    lines = [f"{e.recipe} ({e.model}) on {e.hardware}: {e.train_images_per_s:,.0f} training "
+             f"images/s (batch {e.batch_size}, {e.steps} steps timed)",
+             f"  one epoch: {format_duration(e.epoch_s)} ({e.steps_per_epoch:,} steps)"]
+    if e.low_res_epochs:
+        lines.append(f"  one of the first {e.low_res_epochs} epochs, at the recipe's low resolution: "
+                     f"{format_duration(e.low_res_epoch_s)}")
+    lines += [f"  {e.epochs} epochs and {passes} ({format_duration(e.eval_s)} each): about "
+              f"{format_duration(e.total_s)}",
+              f"  (measured in {e.measured_s:.1f} s; nothing was written)"]
+    return "\n".join(lines)

@@ -16,7 +16,16 @@ from ._options import (
     progress_option,
     threads_option,
 )
-from ._output import echo, emit_json, recipe_card, recipes_table, status_report, train_summary
+from ._output import (
+    echo,
+    emit_json,
+    estimate_report,
+    estimates_table,
+    recipe_card,
+    recipes_table,
+    status_report,
+    train_summary,
+)
 
 __all__ = ["recipes_cmd", "status_cmd", "train_cmd"]
 
@@ -39,13 +48,15 @@ __all__ = ["recipes_cmd", "status_cmd", "train_cmd"]
 @device_option()
 @click.option("--max-minutes", type=float, help="Time budget: stop (state saved, resumable) before an epoch "
               "that would end past it.")
+@click.option("--estimate", is_flag=True, help="Time a few real training steps here and print how long an epoch and "
+              "the whole recipe would take; writes nothing.")
 @threads_option
 @progress_option()
 @json_option
 def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ...], dataset: str | None,
               init_from: str | None, freeze: str | None, out_dir: str | None, resume: bool, tag: str | None,
-              save_dtype: str | None, data_dir: str | None, device: str, max_minutes: float | None, threads: int | None,
-              progress: bool, as_json: bool) -> None:
+              save_dtype: str | None, data_dir: str | None, device: str, max_minutes: float | None, estimate: bool,
+              threads: int | None, progress: bool, as_json: bool) -> None:
     """Train a model with a recipe; checkpoints every epoch, evaluates the saved file at the end."""
     from ..train.loop import train
     from ..train.recipes import parse_overrides, resolve_recipe
@@ -54,6 +65,12 @@ def train_cmd(model_name: str | None, recipe_name: str, overrides: tuple[str, ..
     changes.update({k: v for k, v in (("dataset", dataset), ("init_from", init_from), ("freeze", freeze))
                     if v is not None})
     recipe = resolve_recipe(recipe_name, changes, model=model_name)
+    if estimate:
+        from ..train.estimate import estimate as estimate_recipe
+
+        e = estimate_recipe(recipe, data_dir=data_dir, device=device, threads=threads)
+        emit_json(e.to_dict()) if as_json else echo(estimate_report(e))
+        return
     out_dir = default_run_dir(out_dir, f"{recipe.model}-{recipe.name}")
     r = train(recipe, out_dir=out_dir, data_dir=data_dir, resume=resume, device=device, tag=tag,
               progress=progress and not as_json, save_dtype=save_dtype, max_minutes=max_minutes, threads=threads)
@@ -84,11 +101,24 @@ def status_cmd(run_dirs: tuple[str, ...], as_json: bool) -> None:
 
 @click.command("recipes")
 @click.argument("name", required=False)
+@click.option("--estimate", is_flag=True, help="Time each recipe (or NAME) here, a few real training steps each, "
+              "and list how long an epoch and the whole recipe would take on this machine; writes nothing.")
+@data_dir_option()
+@threads_option
+@progress_option()
 @json_option
-def recipes_cmd(name: str | None, as_json: bool) -> None:
+def recipes_cmd(name: str | None, estimate: bool, data_dir: str | None, threads: int | None, progress: bool,
+                as_json: bool) -> None:
     """List the named recipes, or show one resolved."""
     from ..train.recipes import get_recipe, list_recipes
 
+    if estimate:
+        from ..train.estimate import estimate_recipes
+
+        recipes = [get_recipe(n) for n in ([name] if name else list_recipes())]
+        rows = list(estimate_recipes(recipes, data_dir=data_dir, threads=threads, progress=progress and not as_json))
+        emit_json([e.to_dict() for e in rows]) if as_json else echo(estimates_table(rows))
+        return
     if name:
         r = get_recipe(name)
         if as_json:

@@ -173,7 +173,8 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
             _logger.warning("--resume: no state.pt in %s, starting from scratch", out)
         if ddp.main:
             _write_run_files(run)
-        hardware = hardware_description(dev, ddp.world)  # on every log line: a resumed run may change machine
+        # on every log line: a resumed run may change machine (and precision, on a CPU without native bf16)
+        hardware = hardware_description(dev, ddp.world, recipe.precision)
         remaining_s = _train_epochs(run, hardware, progress, started, max_minutes)
         return _finish_run(run, run_hardware(run.history, hardware), tag, save_dtype, remaining_s)
     finally:

@@ -88,9 +88,12 @@ class RunStatus:
 
 
 def format_duration(seconds: float) -> str:
-    """A duration as people read it: '45 s', '12 min', '3.5 h'."""
+    """A duration as people read it: '45 s', '1 min 42 s', '12 min', '3.5 h'."""
     if seconds < 90:
         return f"{seconds:.0f} s"
+    if seconds < 9.5 * 60:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest} s"
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ import torch
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["resolve_device", "machine_info", "device_name", "hardware_description", "cpu_description", "cpu_class",
-           "cpu_flags", "cpu_has_bf16"]
+__all__ = ["resolve_device", "machine_info", "device_name", "hardware_description", "cpu_description", "cpu_name",
+           "cpu_family_model", "cpu_class", "cpu_flags", "cpu_has_bf16", "HARDWARE_PATTERN", "NOT_RECORDED"]
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -32,17 +33,69 @@ def device_name(device: torch.device | str = "cpu") -> str:
     return what
 
 
-def cpu_description(threads: int | None = None) -> str:
-    """``"AMD EPYC (avx512-bf16), 2 threads"``: the model name, the CPU class (a virtual machine often reports
-    only "AMD EPYC" for CPUs several times apart in bf16) and ``threads`` (default: torch's thread count)."""
-    return f"{device_name('cpu')} ({cpu_class()}), {threads or torch.get_num_threads()} threads"
+# AMD's (CPU family, first model, last model + 1) -> microarchitecture; a virtual machine often names the CPU
+# only "AMD EPYC", for CPUs several times apart in training speed
+_AMD_CORES = ((23, 0x00, 0x30, "Zen 1/Zen+"), (23, 0x30, 0x100, "Zen 2"), (25, 0x10, 0x20, "Zen 4"),
+              (25, 0x60, 0x80, "Zen 4"), (25, 0xA0, 0xB0, "Zen 4"), (25, 0x00, 0x100, "Zen 3"),
+              (26, 0x00, 0x100, "Zen 5"))
+NOT_RECORDED = "not recorded"
+# what ``cpu_description``/``hardware_description`` write, one machine of a run's "A + B" (parts optional where
+# old records lack them: ``HARDWARE_PATTERN`` is what a test checks every recorded string against)
+HARDWARE_PATTERN = re.compile(
+    r"(?P<name>[^,()]+?)(?: \(family (?P<family>\d+) model (?P<model>\d+)\))?"
+    r"(?:, (?P<cls>amx-bf16|avx512-bf16|avx512|avx2|aarch64|x86_64|class not recorded))?"
+    r"(?:, (?P<threads>\d+) threads?)?(?: x (?P<processes>\d+) processes)?"
+    r", (?P<precision>fp32|bf16|precision not recorded)")
 
 
-def hardware_description(device: torch.device | str = "cpu", world_size: int = 1) -> str:
-    """``"AMD EPYC (avx2), 2 threads"`` (CPU: ``cpu_description``), ``"NVIDIA H100 ... x 2 processes"``."""
+def _cpuinfo(key: str) -> str | None:
+    """The first /proc/cpuinfo value of ``key`` (None where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_family_model() -> tuple[int, int] | None:
+    """The CPU's (family, model) numbers from /proc/cpuinfo, or None."""
+    family, model = _cpuinfo("cpu family"), _cpuinfo("model")
+    return (int(family), int(model)) if family and model and family.isdigit() and model.isdigit() else None
+
+
+def cpu_name() -> str:
+    """The CPU's model name, with its microarchitecture and family/model numbers where the name alone does not
+    say which CPU it is (no model number in it): ``"AMD EPYC Zen 4 (family 25 model 17)"``."""
+    name = device_name("cpu")
+    numbers = cpu_family_model()
+    if numbers is None or re.search(r"\d{3,}", name):
+        return name
+    family, model = numbers
+    if _cpuinfo("vendor_id") == "AuthenticAMD":
+        core = next((c for f, lo, hi, c in _AMD_CORES if f == family and lo <= model < hi), None)
+        name = f"{name} {core}" if core else name
+    return f"{name} (family {family} model {model})"
+
+
+def cpu_description(threads: int | None = None, precision: str | None = None) -> str:
+    """``"AMD EPYC Zen 4 (family 25 model 17), avx512-bf16, 2 threads, bf16"``: the CPU (``cpu_name``), the class
+    that decides its speed (``cpu_class``), ``threads`` (default: torch's thread count) and, for a training
+    run, the ``precision`` it trained in."""
+    threads = threads or torch.get_num_threads()
+    text = f"{cpu_name()}, {cpu_class()}, {threads} thread{'s' if threads != 1 else ''}"
+    return f"{text}, {precision}" if precision else text
+
+
+def hardware_description(device: torch.device | str = "cpu", world_size: int = 1, precision: str | None = None) -> str:
+    """What a run ran on: the CPU (``cpu_description``) or ``"NVIDIA H100 ..."``, ``" x 2 processes"`` for a
+    data-parallel run, then the training ``precision`` when given."""
     device = torch.device(device)
     what = device_name(device) if device.type == "cuda" else cpu_description()
-    return f"{what} x {world_size} processes" if world_size > 1 else what
+    what = f"{what} x {world_size} processes" if world_size > 1 else what
+    return f"{what}, {precision}" if precision else what
 
 
 def cpu_flags() -> frozenset[str]:
