@@ -299,6 +299,8 @@ def _load_words(load: dict[str, Any]) -> str:
 
 
 def _machine_words(m: dict[str, Any]) -> str:
+    if m.get("hardware"):  # zoo.utils.machine.cpu_description, recorded since 2026-12-07
+        return f"{m['hardware']} ({m['cores']} cores)"
     return f"{m['cpu']}, {m['cores']} cores ({m['cpu_capability']}, native bf16: {m['cpu_bf16']})"
 
 

@@ -19,6 +19,8 @@ import layers  # tools/layers.py: the layer table (this script's folder is on sy
 
 import zoo
 from zoo.registry import get_entry
+from zoo.train.runs import format_duration, run_status
+from zoo.utils.hardware import recorded_hardware
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RESULTS = README.parent / "docs" / "results.csv"
@@ -77,6 +79,27 @@ def weights_table() -> str:
     return "\n".join(rows)
 
 
+def training_times() -> str:
+    """Every recorded run under docs/runs (its log and result) and every recorded estimate
+    (benchmarks/results/estimates/*.json, ``zoo recipes --estimate --json``): time per epoch and in all, each
+    with the machine class and precision it was measured in."""
+    import json
+
+    rows = ["| recipe | epochs | machine | per epoch | training | source | top-1 (%) |",
+            "|---|---:|---|---:|---:|---|---:|"]
+    runs = [(run_status(p.parent), p.parent.name) for p in (README.parent / "docs" / "runs").glob("*/recipe.json")]
+    for st, name in sorted(runs, key=lambda r: (r[0].recipe, r[1])):
+        epochs = f"{st.epochs}" if st.epochs_done == st.epochs else f"{st.epochs_done} of {st.epochs}"
+        top1 = "" if st.final_top1 is None else f"{st.final_top1:.2f}"
+        rows.append(f"| `{st.recipe}` | {epochs} | {st.hardware} | {format_duration(st.train_s / st.epochs_done)} | "
+                    f"{format_duration(st.train_s)} | run `docs/runs/{name}` | {top1} |")
+    for path in sorted((README.parent / "benchmarks" / "results" / "estimates").glob("*.json")):
+        for e in json.loads(path.read_text()):
+            rows.append(f"| `{e['recipe']}` | {e['epochs']} | {e['hardware']} | {format_duration(e['epoch_s'])} | "
+                        f"{format_duration(e['total_s'])} | estimate `benchmarks/results/estimates/{path.name}` | |")
+    return "\n".join(rows)
+
+
 def peers_table() -> str:
     """Per architecture that another collection publishes a figure for: zoo's checkpoint beside the best one."""
     rows = ["| model | zoo top-1 (%) | best public top-1 (%) | where | zoo - best (points) |",
@@ -100,7 +123,8 @@ def landscape_table() -> str:
     data = json.loads(path.read_text())
     summary, cfg = data["summary"], data["config"]
     models = list(summary)
-    rows = [f"{cfg.get('steps', '?')} steps per run; wall time {data['wall_s'] / 60:.1f} min on {data['hardware']}.",
+    machine = recorded_hardware(data["hardware"], "fp32")  # the study runs in eager fp32
+    rows = [f"{cfg.get('steps', '?')} steps per run; wall time {data['wall_s'] / 60:.1f} min on {machine}.",
             "",
             "| measure | " + " | ".join(f"`{m}`" for m in models) + " |", "|---|" + "---:|" * len(models)]
     measures = [("loss band (max - min over learning rates), mean over steps", "all_steps", "loss_band_mean"),
@@ -128,7 +152,7 @@ def transfer_table() -> str:
             f"{', '.join(data['target']['classes'])}, {data['target']['train_images']:,} labelled images, "
             f"{cfg['target_steps']} steps of Adam (lr {cfg['lr']:g}, batch {cfg['batch_size']}), scored on "
             f"{data['target']['test_images']:,} test images. Frozen in the transfer run: `{cfg['freeze']}`. "
-            f"Wall time {data['wall_s'] / 60:.1f} min on {data['hardware']}.", "",
+            f"Wall time {data['wall_s'] / 60:.1f} min on {recorded_hardware(data['hardware'], 'fp32')}.", "",
             "| run | final top-1 (%) | final test loss | lowest test loss | " +
             " | ".join(f"steps to {lv}%" for lv in levels) + " |",
             "|---|---:|---:|---:|" + "---:|" * len(levels)]
@@ -164,7 +188,8 @@ def layout_table() -> str:
 
 
 SECTIONS = {"layout": layout_table, "models": model_table, "param-notes": param_notes, "weights": weights_table,
-            "peers": peers_table, "landscape": landscape_table, "transfer": transfer_table}
+            "peers": peers_table, "training-times": training_times, "landscape": landscape_table,
+            "transfer": transfer_table}
 
 
 def render(text: str) -> str:

@@ -187,7 +187,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # -- time to accuracy ------------------------------------------------------------------------------
     _r(name="fastnet.cifar10", model="fastnet", dataset="cifar10", epochs=16, label_smoothing=0.2, ema_decay=0.99,
        flip=True, **_FAST,
-       description="Aiming at CIFAR-10 94% in under 30 minutes on a 2-core CPU: FastNet with a whitened stem, "
+       description="Aiming at CIFAR-10 94% in under 30 minutes on a 2-core CPU with native bf16 (its run: 93.47% in "
+                   "27 min on an AMD EPYC, class not recorded; in fp32 on an AVX2 CPU several times longer: zoo "
+                   "train --estimate says how long here): FastNet with a whitened stem, "
                    "batch 512, SGD-Nesterov (momentum 0.85) with a triangular lr, BatchNorm shifts at 64x lr, "
                    "label smoothing 0.2, an EMA of the weights, flip + 2-pixel translate, bf16, channels_last, "
                    "16 epochs."),
@@ -195,7 +197,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        lookahead_steps=5, lookahead_decay=0.77, flip=True, alternate_flip=True, **_FAST,
        description="An experiment (its run: docs/runs/fastnet.cifar10.la-trial): fastnet.cifar10 with airbench's "
                    "other two ingredients, alternating flips and Lookahead (every 5 steps, decay rising to 0.77) "
-                   "instead of an EMA, and 17 epochs (what 30 minutes allow on 2 AMD EPYC cores)."),
+                   "instead of an EMA, and 17 epochs (what 30 minutes allow on 2 AMD EPYC cores in bf16)."),
     _r(name="fastnet.cifar10.pr", model="fastnet", dataset="cifar10", epochs=20, label_smoothing=0.2,
        ema_decay=0.99, flip=True, low_res=28, low_res_epochs=12, **_FAST,
        description="An experiment (its full-data run, in fp32 on a Zen 1: docs/runs/fastnet.cifar10.pr-fp32, "
@@ -210,7 +212,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                    "with its low-resolution epochs at 26x26 (0.66x the pixels of 32x32), 13 of them, buying a "
                    "21st epoch in the same time, and alternating flips."),
     _r(name="fastnet_mnist.mnist", model="fastnet_mnist", dataset="mnist", epochs=2, label_smoothing=0.1, **_FAST,
-       description="MNIST to 99% in under a minute on a 2-core CPU: fastnet.cifar10's recipe on the narrow "
+       description="MNIST to 99% in 37 s on 2 cores of an AMD EPYC in bf16 (class not recorded): fastnet.cifar10's "
+                   "recipe on the narrow "
                    "FastNet, 2-pixel translations (no flips: digits are not symmetric), 2 epochs."),
     # -- headline checkpoints: long one-cycle runs, trained across sessions with --max-minutes/--resume -------
     _r(name="resnet18.cifar10.e40", model="resnet18", epochs=40, batch_size=128, lr=0.1, ema_decay=0.999,
@@ -238,7 +241,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
        eval_every=10, **_LONG_CIFAR,
        description="resnet56.cifar10's recipe (one-cycle SGD-Nesterov, lr 0.2, label smoothing 0.1, flip + crop, an "
                    "EMA of the weights) over 150 epochs for resnet20: aiming above chenyaofo's 92.60% (the 50-epoch "
-                   "resnet20.cifar10 reached 91.71%). About 5 hours in fp32 on an AVX2 AMD EPYC, across sessions."),
+                   "resnet20.cifar10 reached 91.71%). About 5 hours in fp32 on an AVX2 AMD EPYC Zen 3 (about 450 "
+                   "images/s measured there), 2.4 h in bf16 on a Zen 4 (zoo train --estimate), across sessions."),
     *(_r(name=f"{arch}.cifar10", model=arch, epochs=100, batch_size=128, lr=0.2, ema_decay=0.999, eval_every=5,
          **_LONG_CIFAR, description=f"resnet56.cifar10's recipe (100 epochs of one-cycle SGD-Nesterov, lr 0.2, label "
                      f"smoothing 0.1, flip + crop, an EMA of the weights, bf16) for {arch}: aiming above {bar}.")

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from ..errors import InvalidArgumentError, ZooError
 from ..utils.fileio import MAX_JSON_BYTES, atomic_write_text, check_name, json_field, read_json, regular_file
+from ..utils.hardware import recorded_hardware
 from .recipes import Recipe, get_recipe
 
 __all__ = [
@@ -329,8 +330,13 @@ def run_status(path: str | Path) -> RunStatus:
         last_test_epoch=tested[-1].get("epoch") if tested else None,
         best_test_top1=best["test_top1"] if best else None, best_test_epoch=best.get("epoch") if best else None,
         final_top1=metrics.get("top1"), checkpoint=str(result.get("checkpoint", "")) if result else "",
-        hardware=str(result.get("hardware", "")) if result else run_hardware(history),
+        hardware=_hardware(str(result.get("hardware", "")) if result else run_hardware(history), recipe),
         resume_command=_resume_command(out, recipe) if state == "stopped" else "")
+
+
+def _hardware(recorded: str, recipe: dict[str, Any]) -> str:
+    """``recorded`` in the form runs write today (older runs' records read into it; "" before the first epoch)."""
+    return recorded_hardware(recorded, recipe.get("precision")) if recorded else ""
 
 
 def _resume_command(out: Path, saved: dict[str, Any]) -> str:

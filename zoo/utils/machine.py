@@ -1,5 +1,5 @@
-"""The machine: what a run ran on, in words (recorded with checkpoints, benchmark results and studies), and
-the device a ``--device`` option names (``resolve_device``)."""
+"""The machine: what a run ran on, in words (recorded with checkpoints, benchmark results and studies; the form
+and its pattern are ``zoo.utils.hardware``'s), and the device a ``--device`` option names (``resolve_device``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from ..errors import InvalidArgumentError
 
 __all__ = ["resolve_device", "machine_info", "device_name", "hardware_description", "cpu_description", "cpu_name",
-           "cpu_family_model", "cpu_class", "cpu_flags", "cpu_has_bf16", "HARDWARE_PATTERN", "NOT_RECORDED"]
+           "cpu_family_model", "cpu_class", "cpu_flags", "cpu_has_bf16"]
 
 
 def device_name(device: torch.device | str = "cpu") -> str:
@@ -38,14 +38,7 @@ def device_name(device: torch.device | str = "cpu") -> str:
 _AMD_CORES = ((23, 0x00, 0x30, "Zen 1/Zen+"), (23, 0x30, 0x100, "Zen 2"), (25, 0x10, 0x20, "Zen 4"),
               (25, 0x60, 0x80, "Zen 4"), (25, 0xA0, 0xB0, "Zen 4"), (25, 0x00, 0x100, "Zen 3"),
               (26, 0x00, 0x100, "Zen 5"))
-NOT_RECORDED = "not recorded"
-# what ``cpu_description``/``hardware_description`` write, one machine of a run's "A + B" (parts optional where
-# old records lack them: ``HARDWARE_PATTERN`` is what a test checks every recorded string against)
-HARDWARE_PATTERN = re.compile(
-    r"(?P<name>[^,()]+?)(?: \(family (?P<family>\d+) model (?P<model>\d+)\))?"
-    r"(?:, (?P<cls>amx-bf16|avx512-bf16|avx512|avx2|aarch64|x86_64|class not recorded))?"
-    r"(?:, (?P<threads>\d+) threads?)?(?: x (?P<processes>\d+) processes)?"
-    r", (?P<precision>fp32|bf16|precision not recorded)")
+
 
 
 def _cpuinfo(key: str) -> str | None:
@@ -146,6 +139,7 @@ def machine_info() -> dict[str, Any]:
     """The machine a benchmark ran on, with its load (1/5/15-minute load average) at the time of the call."""
     info: dict[str, Any] = {
         "cpu": device_name("cpu"),
+        "hardware": cpu_description(),
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
