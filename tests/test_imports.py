@@ -138,7 +138,8 @@ def test_serializers_and_run_status_stay_low() -> None:
     assert not {r for r in _reachable(graph, "zoo.runners.serialize") if r.startswith("zoo.runners.")}
     assert "zoo.deploy" not in _reachable(graph, "zoo.evaluate") | _reachable(graph, "zoo.runners.runner")
     # a run directory's status is read without the trainer, torch or the models
-    assert _reachable(graph, "zoo.train.runs") == {"zoo.errors", "zoo.utils.fileio", "zoo.train.recipes"}
+    assert _reachable(graph, "zoo.train.runs") == {"zoo.errors", "zoo.utils.fileio", "zoo.utils.hardware",
+                                                      "zoo.train.recipes"}
 
 
 def test_metadata_modules_load_without_torch() -> None:

@@ -1,5 +1,6 @@
 """zoo as users install it: a wheel built from the sources, installed outside the checkout, fetching
-released weights from a loopback mirror ($ZOO_WEIGHTS_URL), and torch.hub's local entry points."""
+released weights from a loopback mirror ($ZOO_WEIGHTS_URL) or finding them in the installed data
+distributions (packaging/zoo-weights-N), and torch.hub's local entry points."""
 
 from __future__ import annotations
 
@@ -43,6 +44,72 @@ def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True,
                    capture_output=True)
     return wheel, target
+
+
+@pytest.fixture(scope="module")
+def weights_install(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path]:
+    """(wheels, target folder) of the data distributions, built from a copy of packaging/ and weights/ and installed
+    with --no-index --find-links into a target of their own (the mirror test's target has none)."""
+    tmp = tmp_path_factory.mktemp("weights-install")
+    for name in ("packaging", "weights"):
+        shutil.copytree(REPO / name, tmp / "src" / name, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    volumes = sorted((tmp / "src" / "packaging").glob("zoo-weights-*"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), *map(str, volumes)],
+                   check=True, capture_output=True)
+    target = tmp / "site"
+    subprocess.run([*pip, "install", "--no-index", "--find-links", str(tmp / "dist"), "--no-deps", "--target",
+                    str(target), *(v.name for v in volumes)], check=True, capture_output=True)
+    return sorted((tmp / "dist").glob("*.whl")), target
+
+
+def test_every_released_checkpoint_is_in_exactly_one_volume_of_at_most_100_mb() -> None:
+    """Release discipline: packaging/ is current with the registry (tools/weights_packages.py --check), each
+    registered file is listed in one volume, nothing else is, and no volume passes the index's 100 MB."""
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "weights_packages.py"), "--check"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    spec = importlib.util.spec_from_file_location("zoo_weights_packages", REPO / "tools" / "weights_packages.py")
+    packages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(packages)
+    listed = [f for v in packages.read_volumes().values() for f in v["files"]]
+    assert sorted(listed) == sorted(w.file_name for w in zoo.list_weights())
+    sizes = {w.file_name: w.file_size for w in zoo.list_weights()}
+    for name, volume in packages.read_volumes().items():
+        assert sum(sizes[f] for f in volume["files"]) <= packages.MAX_VOLUME_BYTES < 100_000_000, name
+
+
+@pytest.mark.full_data
+@pytest.mark.slow
+def test_installed_weights_packages_answer_offline_and_a_changed_file_is_refused(
+        wheel_install: tuple[Path, Path], weights_install: tuple[list[Path], Path], tmp_path: Path) -> None:
+    require_dataset("cifar10")
+    wheels, weights_target = weights_install
+    assert len(wheels) >= 2 and all(w.stat().st_size <= 100_000_000 for w in wheels), wheels
+    _, target = wheel_install
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**_env(target, tmp_path / "empty-cache", ""), "PYTHONPATH": f"{target}{os.pathsep}{weights_target}"}
+    del env["ZOO_WEIGHTS_URL"]
+    listing = subprocess.run([str(target / "bin" / "zoo"), "weights", "list", "--json"], env=env, cwd=elsewhere,
+                             capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    rows = json.loads(listing.stdout)
+    assert {r["where"] for r in rows} == {"package"} and len(rows) == len(zoo.list_weights())
+    assert all(r["path"].startswith(str(weights_target)) for r in rows)
+
+    run = _zoo_eval(target, env, elsewhere)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["top1"] == WEIGHTS.metrics.top1
+    assert not (tmp_path / "empty-cache").exists()  # nothing downloaded, nothing cached
+
+    installed = next(Path(r["path"]) for r in rows if r["name"] == WEIGHTS.name)
+    bad = bytearray(installed.read_bytes())
+    bad[-100] ^= 0xFF
+    installed.write_bytes(bytes(bad))
+    run = _zoo_eval(target, env, elsewhere)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "sha256 mismatch" in run.stderr and str(installed) in run.stderr
 
 
 def test_wheel_holds_the_package_and_no_checkpoints(wheel_install: tuple[Path, Path]) -> None:

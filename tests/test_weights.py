@@ -97,6 +97,7 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setenv("ZOO_WEIGHTS_DIR", str(d["env_weights"]))
     monkeypatch.setenv("ZOO_CACHE", str(d["cache"]))
     monkeypatch.setattr(zw, "_REPO_WEIGHTS_DIR", d["repo_weights"])
+    monkeypatch.setattr(zw, "package_dirs", lambda: [])  # data distributions installed here play no part
     return d
 
 
@@ -374,6 +375,46 @@ def test_env_weights_dir_comes_before_the_checkout(released: tuple[Weights, torc
     assert resolve("default", "resnet20").path == dirs["env_weights"] / weights.file_name
     monkeypatch.delenv("ZOO_WEIGHTS_DIR")
     assert resolve("default", "resnet20").path == dirs["repo_weights"] / weights.file_name
+
+
+_PACKAGE_DIRS = zw.package_dirs
+
+
+def _installed_distribution(site: Path, name: str, folder: str) -> Path:
+    """A data distribution as pip installs one into ``site``: its dist-info, naming ``folder`` in zoo.weights."""
+    info = site / f"{name.replace('-', '_')}-1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1\n")
+    (info / "entry_points.txt").write_text(f"[zoo.weights]\n{name.replace('-', '_')} = {folder}\n")
+    return site / folder
+
+
+def test_installed_data_distributions_come_after_the_folders_and_before_the_cache(
+        released: tuple[Weights, torch.nn.Module], dirs: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    weights, _ = released
+    site = tmp_path / "site"
+    folder = _installed_distribution(site, "zoo-weights-9", "zoo_weights_9")
+    folder.mkdir()
+    _installed_distribution(site, "zoo-weights-evil", "../outside")  # not a folder of its own: ignored
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(zw, "package_dirs", _PACKAGE_DIRS)
+    data = (dirs["env_weights"] / weights.file_name).read_bytes()
+    (folder / weights.file_name).write_bytes(data)
+    (dirs["cache"] / f"{weights.sha256}.safetensors").write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="zoo.weights.hub"):
+        assert ("zoo-weights-9", folder) in zw.package_dirs()
+    assert "../outside" in caplog.text and not any("outside" in str(d) for _, d in zw.package_dirs())
+    assert resolve("default", "resnet20").source == "weights_dir"  # $ZOO_WEIGHTS_DIR first
+    monkeypatch.delenv("ZOO_WEIGHTS_DIR")
+    found = resolve("default", "resnet20")
+    assert (found.path, found.source) == (folder / weights.file_name, "package")  # then the package, not the cache
+    assert zoo.weights.where(weights) == ("package", folder / weights.file_name)
+    assert {r["path"] for r in zw.verify_files() if r["name"] == weights.name} == {
+        str(folder / weights.file_name), str(dirs["cache"] / f"{weights.sha256}.safetensors")}
+    _flip_byte(folder / weights.file_name)
+    with pytest.raises(CheckpointError, match=f"sha256 mismatch for weights resnet20.test in {folder}"):
+        zoo.create("resnet20", weights="default")
 
 
 def test_unknown_or_foreign_weight_names(released: tuple[Weights, torch.nn.Module]) -> None:

@@ -5,7 +5,9 @@
 The accuracy printed is measured here, from the copy in weights/, on the full test split (ZOO_DATA or
 --data-dir); the entry printed is pasted into the model's file, in its ``_WEIGHTS`` table, and the
 test suite re-checks every field against the stored file. The run's recipe.json, log.jsonl and
-result.json are kept in docs/runs/<arch>.<tag>/.
+result.json are kept in docs/runs/<arch>.<tag>/. Once the entry is pasted (and a superseded file removed
+from weights/), ``python tools/weights_packages.py`` puts the file in its data distribution under packaging/;
+the test suite fails until it has.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def main() -> int:
         f"train_time_s={round(result['train_time_s'], 1)!r}, hardware={result['hardware']!r},",
         f"file_size={dest.stat().st_size}, dtype={meta.get('dtype', 'float32')!r},"]
     print("    Weights(\n" + "".join(f"        {f}\n" for f in fields).replace("'", '"') + "    ),")
-    print(f"released {dest.relative_to(ROOT)}: top-1 {r.top1:.2f}% ({r.correct}/{r.num_images}) from the stored file",
-          file=sys.stderr)
+    print(f"released {dest.relative_to(ROOT)}: top-1 {r.top1:.2f}% ({r.correct}/{r.num_images}) from the stored file;"
+          f" paste the entry, then run python tools/weights_packages.py", file=sys.stderr)
     return 0
 
 

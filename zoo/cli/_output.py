@@ -118,7 +118,8 @@ def weights_table(rows: list[dict[str, Any]], pattern: str) -> str:
               r["sha256"][:8], r["where"]] for r in rows]
     return "\n".join([
         table(cells, ["name", "dataset", "top-1", "top-5", "size", "sha256", "where"], right={2, 3, 4}),
-        "\nwhere: weights_dir ($ZOO_WEIGHTS_DIR or the checkout's weights/), cache (by sha256), remote "
+        "\nwhere: weights_dir ($ZOO_WEIGHTS_DIR or the checkout's weights/), package (an installed zoo-weights-N "
+        "data distribution), cache (by sha256), remote "
         "($ZOO_WEIGHTS_URL or the entry's url; fetched on first use), missing (no copy and no URL)."])
 
 

@@ -14,9 +14,12 @@ which is checked every time the file is loaded.
 Where a registered checkpoint is looked for, in order:
 
 1. ``$ZOO_WEIGHTS_DIR/<file_name>`` (when set), then a git checkout's ``weights/<file_name>``;
-2. the cache, keyed by content: ``$ZOO_CACHE/<sha256>.safetensors``
+2. the installed data distributions (``zoo-weights-1``, ``zoo-weights-2``...: ``pip install 'zoo[weights]'`` or
+   the folders under a checkout's ``packaging/``), each found through its entry point in the group
+   ``zoo.weights`` (``package_dirs``);
+3. the cache, keyed by content: ``$ZOO_CACHE/<sha256>.safetensors``
    (default ``$XDG_CACHE_HOME/zoo/weights``, i.e. ``~/.cache/zoo/weights``);
-3. a download (``download_url``): ``$ZOO_WEIGHTS_URL/<file_name>`` when that mirror is set, else the
+4. a download (``download_url``): ``$ZOO_WEIGHTS_URL/<file_name>`` when that mirror is set, else the
    entry's ``url``, else the project's host ``DEFAULT_WEIGHTS_URL`` (none exists yet). The file is
    verified before it enters the cache, so the cache never holds a partial or wrong file.
 
@@ -29,9 +32,9 @@ Every load is strict: a missing or unexpected key, or a shape mismatch, is an er
 from ..metadata import Metrics, Weights
 from ..registry import get_weights, list_weights
 from .format import FORMAT, FORMAT_VERSION, read_checkpoint, read_metadata, save_checkpoint, sha256_file
-from .hub import DEFAULT_WEIGHTS_URL, cache_dir, download_url, verify_files, weights_dirs, where
+from .hub import DEFAULT_WEIGHTS_URL, cache_dir, download_url, package_dirs, verify_files, weights_dirs, where
 from .load import ResolvedWeights, download, load_into, resolve
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Metrics", "Weights", "ResolvedWeights", "save_checkpoint", "read_checkpoint",
-           "read_metadata", "sha256_file", "weights_dirs", "download_url", "where", "download", "verify_files",
-           "DEFAULT_WEIGHTS_URL", "cache_dir", "resolve", "load_into", "list_weights", "get_weights"]
+           "read_metadata", "sha256_file", "weights_dirs", "package_dirs", "download_url", "where", "download",
+           "verify_files", "DEFAULT_WEIGHTS_URL", "cache_dir", "resolve", "load_into", "list_weights", "get_weights"]

@@ -1,14 +1,16 @@
-"""Where released checkpoints are found: ``$ZOO_WEIGHTS_DIR``, a checkout's ``weights/``, the cache (keyed by
-content), and a download (``download_url``), each file's sha256 checked before use (``zoo.weights`` describes
-the order).
+"""Where released checkpoints are found: ``$ZOO_WEIGHTS_DIR``, a checkout's ``weights/``, the installed data
+distributions (``zoo-weights-1``...: ``package_dirs``), the cache (keyed by content), and a download
+(``download_url``), each file's sha256 checked before use (``zoo.weights`` describes the order).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.metadata
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -22,13 +24,14 @@ from ..metadata import SAFETENSORS_SUFFIX, Weights
 from ..registry import all_weights, get_entry
 from .format import sha256_file
 
-__all__ = ["DEFAULT_WEIGHTS_URL", "DOWNLOAD_TIMEOUT_S", "DOWNLOAD_DEADLINE_S", "weights_dirs", "cache_dir",
-           "download_url", "where", "verify_files"]
+__all__ = ["DEFAULT_WEIGHTS_URL", "DOWNLOAD_TIMEOUT_S", "DOWNLOAD_DEADLINE_S", "ENTRY_POINT_GROUP", "weights_dirs",
+           "package_dirs", "cache_dir", "download_url", "where", "verify_files"]
 
 _logger = logging.getLogger(__name__)
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
-# A git checkout's weights/ folder; an installed package has none (the wheel holds no checkpoints).
+# A git checkout's weights/ folder; an installed zoo has none (its wheel holds no checkpoints: they install as the
+# data distributions of packaging/, found through ENTRY_POINT_GROUP).
 _REPO_WEIGHTS_DIR: Path | None = _CHECKOUT / "weights" if (_CHECKOUT / "pyproject.toml").is_file() else None
 # The project's public host for released files (``<base>/<file_name>``). zoo has none yet: files are
 # in the repository's weights/ folder; $ZOO_WEIGHTS_URL names a mirror of it.
@@ -36,6 +39,8 @@ DEFAULT_WEIGHTS_URL: str | None = None
 _DOWNLOAD_TRIES = 3
 DOWNLOAD_TIMEOUT_S = 30.0  # connecting, and each read: a server silent this long fails the try
 DOWNLOAD_DEADLINE_S = 600.0  # the whole download, every try together
+# Each data distribution names its folder of checkpoints (a top-level name inside it) in this entry-point group.
+ENTRY_POINT_GROUP = "zoo.weights"
 
 
 def _weights_of(arch: str) -> tuple[Weights, ...]:
@@ -52,10 +57,28 @@ def _weights_of(arch: str) -> tuple[Weights, ...]:
 def weights_dirs() -> list[Path]:
     """Folders searched for released files by name: ``$ZOO_WEIGHTS_DIR`` (when set), then a checkout's weights/.
 
-    An installed package has no weights folder of its own (the wheel holds no checkpoints).
+    An installed zoo has no weights folder of its own: installed checkpoints are the data distributions'
+    (``package_dirs``), looked in after these.
     """
     dirs = [Path(os.environ["ZOO_WEIGHTS_DIR"]).expanduser()] if os.environ.get("ZOO_WEIGHTS_DIR") else []
     return dirs + ([_REPO_WEIGHTS_DIR] if _REPO_WEIGHTS_DIR is not None else [])
+
+
+def package_dirs() -> list[tuple[str, Path]]:
+    """(distribution, folder) of each installed data distribution (``pip install zoo[weights]``, or the folders
+    under packaging/), from their entry points in ``ENTRY_POINT_GROUP``: found through their metadata, nothing
+    imported. A folder name that is not one plain name inside its distribution is skipped, with a warning."""
+    found = []
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else None
+        if dist is None or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ep.value):
+            _logger.warning("ignoring the %s entry point %r of %s: not a folder name of an installed distribution",
+                            ENTRY_POINT_GROUP, ep.value, dist or "an unknown distribution")
+            continue
+        folder = Path(str(ep.dist.locate_file(ep.value)))
+        if folder.is_dir():
+            found.append((dist, folder))
+    return sorted(found)
 
 
 def cache_dir() -> Path:
@@ -83,11 +106,13 @@ def _cache_path(weights: Weights) -> Path:
 
 def _not_found(weights: Weights, reason: str) -> CheckpointError:
     dirs = " and ".join(str(d) for d in weights_dirs()) or "no weights folder ($ZOO_WEIGHTS_DIR is not set)"
+    packages = ", ".join(name for name, _ in package_dirs()) or "none installed"
     return CheckpointError(
-        f"weights {weights.name} not found: looked for {weights.file_name} in {dirs}, and for "
-        f"{_cache_path(weights).name} in the cache {cache_dir()}; {reason}. Set $ZOO_WEIGHTS_URL to a mirror "
-        f"of zoo's weights/ folder, put {weights.file_name} in $ZOO_WEIGHTS_DIR, or pass the file's path as "
-        f"the weights"
+        f"weights {weights.name} not found: looked for {weights.file_name} in {dirs}, in the installed weights "
+        f"packages ({packages}), and for {_cache_path(weights).name} in the cache {cache_dir()}; {reason}. Install "
+        f"the weights (pip install 'zoo[weights]', or the folders under a checkout's packaging/), set "
+        f"$ZOO_WEIGHTS_URL to a mirror of zoo's weights/ folder, put {weights.file_name} in $ZOO_WEIGHTS_DIR, or "
+        f"pass the file's path as the weights"
     )
 
 
@@ -170,6 +195,9 @@ def _on_disk(weights: Weights) -> tuple[Path, str] | None:
     for folder in weights_dirs():
         if (folder / weights.file_name).is_file():
             return folder / weights.file_name, "weights_dir"
+    for _, folder in package_dirs():
+        if (folder / weights.file_name).is_file():
+            return folder / weights.file_name, "package"
     if _cache_path(weights).is_file():
         return _cache_path(weights), "cache"
     return None
@@ -191,8 +219,8 @@ def _locate(weights: Weights, *, download: bool = True, progress: bool = True) -
 def where(weights: Weights) -> tuple[str, Path | None]:
     """Where ``weights``' file is now, without downloading or hashing.
 
-    ``("weights_dir", path)``, ``("cache", path)``, ``("remote", None)`` when only a download URL
-    has it, or ``("missing", None)``.
+    ``("weights_dir", path)``, ``("package", path)`` (an installed data distribution), ``("cache", path)``,
+    ``("remote", None)`` when only a download URL has it, or ``("missing", None)``.
     """
     found = _on_disk(weights)
     if found is not None:
@@ -201,7 +229,8 @@ def where(weights: Weights) -> tuple[str, Path | None]:
 
 
 def verify_files() -> list[dict[str, Any]]:
-    """Re-hash every released file on this machine: the weights folders and the cache.
+    """Re-hash every released file on this machine: the weights folders, the installed data distributions and
+    the cache.
 
     One row per file: ``name`` (the weights it holds, or None for a cache file no entry names),
     ``path``, ``ok`` (its sha256 is the registered one; a cache file's name is its sha256).
@@ -209,7 +238,7 @@ def verify_files() -> list[dict[str, Any]]:
     rows = []
     by_sha = {w.sha256: w for w in all_weights()}
     for w in all_weights():
-        for folder in weights_dirs():
+        for folder in [*weights_dirs(), *(d for _, d in package_dirs())]:
             path = folder / w.file_name
             if path.is_file():
                 rows.append({"name": w.name, "path": str(path), "ok": sha256_file(path) == w.sha256})

@@ -41,7 +41,7 @@ _logger = logging.getLogger(__name__)
 class ResolvedWeights:
     """Where a weights spec led: the file, its registered entry (None for a plain path) and how it was found.
 
-    ``source`` is one of ``"path"``, ``"weights_dir"``, ``"cache"``, ``"download"``.
+    ``source`` is one of ``"path"``, ``"weights_dir"``, ``"package"``, ``"cache"``, ``"download"``.
     """
 
     path: Path
