@@ -42,8 +42,10 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
     """Build model ``name``.
 
     Args:
-        name: a registered name (``zoo.list_models()``), or ``timm/<name>`` for a timm architecture
-            adapted to the dataset's input size (see ``zoo.interop.to_timm``).
+        name: a registered name (``zoo.list_models()``), ``timm/<name>`` for a timm architecture
+            adapted to the dataset's input size (see ``zoo.interop.from_timm``), or a Hugging Face Hub
+            model in zoo's layout, ``hf-hub:ORG/NAME`` or a folder ``local-dir:PATH`` (``zoo.interop.hf_hub``;
+            its weights are loaded and their sha256 checked, so ``weights`` must be None).
         num_classes: classifier outputs (default: the model's dataset).
         in_chans: input channels (default: the model's dataset).
         weights: a weight name ``arch.tag``, a tag of this model, ``"default"``, or a file path.
@@ -58,6 +60,8 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
             raise InvalidArgumentError(f"{name} is built from timm with random weights; zoo's checkpoints are for "
                                        "zoo's own models (zoo list --pretrained)")
         return create_timm(bare, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if source != "zoo":
+        return _create_from_hub(source, bare, weights, num_classes=num_classes, in_chans=in_chans, **kwargs)
     entry = get_entry(name)
     options = {k: v for k, v in dict(kwargs, num_classes=num_classes, in_chans=in_chans).items() if v is not None}
     accepted = _accepted_kwargs(entry.fn)
@@ -75,6 +79,21 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
         head = getattr(model, "classifier_path", None) if num_classes is not None else None
         loaded = load_into(model, name, weights, new_head=head)
     model.pretrained_cfg = pretrained_cfg(name, model, loaded)
+    return model
+
+
+def _create_from_hub(source: str, where: str, weights: str | None, **kwargs: Any) -> nn.Module:
+    """``create`` for ``hf-hub:ORG/NAME`` and ``local-dir:PATH``: the folder's architecture, with its weights."""
+    from .interop.hf_hub import fetch_folder, read_folder
+    from .weights.load import load_into
+
+    if weights is not None:
+        raise InvalidArgumentError(f"{source}:{where} brings its own weights; leave weights unset")
+    arch, path, sha256, registered = read_folder(fetch_folder(where) if source == "hf-hub" else where)
+    model = create(arch, **kwargs)
+    head = getattr(model, "classifier_path", None) if kwargs.get("num_classes") is not None else None
+    load_into(model, arch, path, new_head=head, sha256=sha256)
+    model.pretrained_cfg = {**pretrained_cfg(arch, model, registered), "source": f"{source}:{where}"}
     return model
 
 

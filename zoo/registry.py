@@ -123,12 +123,17 @@ def register_model(
 
 
 TIMM_SOURCE = "timm/"
+HUB_SOURCES = ("hf-hub", "local-dir")  # a Hugging Face Hub model and a folder in its layout (zoo.interop.hf_hub)
 
 
 def parse_model_name(name: str) -> tuple[str, str]:
-    """``("timm", "resnet18")`` for ``"timm/resnet18"`` (a timm architecture), else ``("zoo", name)``."""
+    """``("timm", "resnet18")`` for ``"timm/resnet18"`` (a timm architecture), ``("hf-hub", "ORG/NAME")`` and
+    ``("local-dir", "PATH")`` for a Hub model and a folder in the Hub layout, else ``("zoo", name)``."""
     if name.startswith(TIMM_SOURCE):
         return "timm", name[len(TIMM_SOURCE):]
+    source, colon, rest = name.partition(":")
+    if colon and source in HUB_SOURCES:
+        return source, rest
     return "zoo", name
 
 

@@ -1,5 +1,6 @@
-"""The catalogue: ``zoo list`` and ``zoo info`` (models and their checkpoints), and the ``zoo weights`` group
-(where released files are, fetching them, re-checking them)."""
+"""The catalogue: ``zoo list`` and ``zoo info`` (models and their checkpoints), the ``zoo weights`` group
+(where released files are, fetching them, re-checking them) and ``zoo hub export`` (a checkpoint as a Hugging
+Face Hub model folder)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import zoo
 from ._options import Path, json_option, progress_option
 from ._output import emit_json, model_card, model_list, verified_files, weights_card, weights_table
 
-__all__ = ["info_cmd", "list_cmd", "weights_group"]
+__all__ = ["info_cmd", "list_cmd", "weights_group", "hub_group"]
 
 
 @click.command("list")
@@ -140,3 +141,29 @@ def weights_path_cmd(name: str, progress: bool) -> None:
     from ..weights import download
 
     click.echo(download(zoo.get_weights(name), progress=progress))
+
+
+@click.group("hub")
+def hub_group() -> None:
+    """Released checkpoints as Hugging Face Hub model folders (timm's layout)."""
+
+
+@hub_group.command("export")
+@click.argument("name")
+@click.argument("folder", type=Path(file_okay=False))
+@progress_option()
+@json_option
+def hub_export_cmd(name: str, folder: str, progress: bool, as_json: bool) -> None:
+    """Write NAME (arch.tag) into FOLDER as a Hub model repository: model.safetensors, config.json, README.md.
+
+    Upload it with `huggingface-cli upload ORG/NAME FOLDER`; load it with zoo.create("local-dir:FOLDER") or,
+    once uploaded, zoo.create("hf-hub:ORG/NAME").
+    """
+    from ..interop.hf_hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, export_folder
+
+    out = export_folder(name, folder, progress=progress and not as_json)
+    files = [str(out / f) for f in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)]
+    if as_json:
+        emit_json({"name": name, "folder": str(out), "files": files})
+    else:
+        click.echo("\n".join([*files, f"upload: huggingface-cli upload ORG/NAME {out}"]))

@@ -3,8 +3,10 @@
 (The other way, ``zoo.create("timm/<name>")``, is ``zoo.interop.from_timm``.)
 
 - ``register_with_timm()`` registers every zoo architecture in timm's registry as ``zoo_<name>``,
-  so ``timm.create_model("zoo_resnet20")`` works. It runs when this module is imported; ``import zoo``
-  does not import it, because importing timm costs seconds that most users of zoo don't need.
+  so ``timm.create_model("zoo_resnet20")`` works, and so does ``timm.create_model("local-dir:DIR",
+  pretrained=True)`` for a folder ``zoo hub export`` wrote (or ``hf-hub:ORG/NAME`` for one uploaded): zoo
+  loads its weights, checking their sha256 (``zoo.interop.hf_hub``). It runs when this module is imported;
+  ``import zoo`` does not import it, because importing timm costs seconds that most users of zoo don't need.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
         from ..builder import create
 
         tag = kwargs.pop("pretrained_cfg", None)  # timm passes the tag of "zoo_resnet20.cifar10" here
-        for key in ("pretrained_cfg_overlay", "cache_dir"):
+        for key in ("pretrained_cfg_overlay", "cache_dir", "pretrained_model_args"):
             kwargs.pop(key, None)
+        folder = _hub_source(tag) if pretrained else None
+        if folder is not None:  # "local-dir:PATH" or "hf-hub:ORG/NAME": the folder's own, verified weights
+            return create(folder, **kwargs)
         weights = (f"{name}.{tag}" if isinstance(tag, str) and tag else "default") if pretrained else None
         return create(name, weights=weights, **kwargs)  # the model carries pretrained_cfg (zoo.builder)
 
@@ -37,6 +42,18 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
     fn.__module__ = __name__
     fn.__doc__ = f"zoo's {name} (see `zoo info {name}`)."
     return fn
+
+
+def _hub_source(cfg: Any) -> str | None:
+    """``"local-dir:PATH"`` or ``"hf-hub:ORG/NAME"`` when timm read ``cfg`` from a Hub folder, else None."""
+    cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    if not isinstance(cfg, dict):
+        return None
+    if cfg.get("source") == "local-dir" and cfg.get("file"):
+        return f"local-dir:{cfg['file']}"
+    if cfg.get("source") == "hf-hub" and cfg.get("hf_hub_id"):
+        return f"hf-hub:{cfg['hf_hub_id']}"
+    return None
 
 
 # timm reads the pretrained configs of a module's entry points from its ``default_cfgs`` when they register.

@@ -193,7 +193,7 @@ def _match_dtypes(expected: Mapping[str, torch.Tensor], loaded: StateDict) -> St
 
 
 def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, strict: bool = True,
-              progress: bool = True, new_head: str | None = None) -> Weights | None:
+              progress: bool = True, new_head: str | None = None, sha256: str | None = None) -> Weights | None:
     """Load the checkpoint ``spec`` names (see ``resolve``) into ``model`` and return its registered entry.
 
     A registered file's sha256 is checked on the bytes that are loaded; a zoo checkpoint written for
@@ -204,13 +204,18 @@ def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, st
     ``new_head`` (the dotted name of the model's final Linear) is for fine-tuning: when the checkpoint's
     tensors for that module have other shapes (another number of classes), the model keeps its own
     freshly initialised classifier and every other tensor is loaded, strictly; this is logged.
+
+    ``sha256``: the digest a file path must have (a Hub folder's config records it), checked on the loaded bytes.
     """
     resolved = _find(spec, arch, progress)
     path, weights = resolved.path, resolved.weights
     data = _read_bytes(path)
-    sha256 = hashlib.sha256(data).hexdigest()
-    if weights is not None and sha256 != weights.sha256:  # checked on the very bytes that are loaded
-        raise _mismatch(weights, path, sha256)
+    actual = hashlib.sha256(data).hexdigest()
+    if weights is not None and actual != weights.sha256:  # checked on the very bytes that are loaded
+        raise _mismatch(weights, path, actual)
+    if sha256 is not None and actual != sha256:
+        raise CheckpointError(f"sha256 mismatch for {path}: expected {sha256} (recorded beside it), got {actual}; "
+                              f"the file is corrupt or not the one its config describes")
     loaded, metadata = _parse(data, path)
     _check_header(metadata, arch, path)
     expected = model.state_dict()
@@ -226,7 +231,7 @@ def load_into(model: nn.Module, arch: str, spec: str | PathLike | Weights, *, st
     _check_values(expected, loaded, path)
     model.load_state_dict(_match_dtypes(expected, loaded), strict=strict)
     _logger.info("loaded %s into %s from %s (%s, sha256 %s)", weights.name if weights else path.name, arch, path,
-                 resolved.source, sha256)
+                 resolved.source, actual)
     return weights
 
 
