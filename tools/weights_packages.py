@@ -122,16 +122,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when a file is stale instead of writing it")
     args = parser.parse_args()
-    stale = [path for path, text in plan(datetime.date.today()).items() if path.read_text() != text]
+    stale = {path: text for path, text in plan(datetime.date.today()).items() if path.read_text() != text}
     if args.check:
         if stale:
             print(f"{', '.join(str(p.relative_to(ROOT)) for p in stale)} stale: run `python tools/weights_packages.py`",
                   file=sys.stderr)
         return 1 if stale else 0
-    for path, text in plan(datetime.date.today()).items():
-        if path in stale:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    for path, text in stale.items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 
