@@ -25,6 +25,7 @@ from ..data.datasets import Split, batches
 from ..errors import InvalidArgumentError, ZooError, summarize
 from ..scoring import evaluate
 from ..specs import DatasetSpec
+from .distill import Teacher, distill_loss
 from .distributed import Dist, unwrap
 from .optim import Lookahead, OptimizerChain
 from .recipes import Recipe
@@ -79,9 +80,10 @@ def alternate_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, scheduler: Scheduler, data: Split,
                 recipe: Recipe, epoch: int, step: int, steps_per_epoch: int, device: torch.device, ddp: Dist,
                 progress: bool, ema: nn.Module | None = None, lookahead: Lookahead | None = None,
-                frozen_norms: list[nn.Module] | None = None) -> tuple[dict[str, float], int]:
+                frozen_norms: list[nn.Module] | None = None, teacher: Teacher | None = None
+                ) -> tuple[dict[str, float], int]:
     """Train ``model`` for epoch ``epoch`` (from 0), from optimizer step ``step``; returns the epoch's log row
-    and the step reached."""
+    and the step reached. With a ``teacher`` the loss is ``zoo.train.distill``'s."""
     gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)  # data order + augmentation
     torch.manual_seed(recipe.seed * 7_919 + epoch * 31 + ddp.rank)  # dropout
     model.train()
@@ -94,6 +96,9 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, s
     if recipe.alternate_flip and data.images.dim() == 4:
         data = dataclasses.replace(data, images=alternate_flip(data.images, recipe.seed, epoch))
         flip = False  # done above, for the whole epoch
+    labels = data.labels.to(device)
+    if teacher is not None:  # the batches carry each image's index, for the teacher's stored views
+        data = dataclasses.replace(data, labels=torch.arange(len(data)))
     it = batches(data, recipe.batch_size, mean=mean, std=std, device=device, shuffle=True, generator=gen,
                  drop_last=True)
     if progress and ddp.main:
@@ -117,9 +122,13 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer | OptimizerChain, s
             x = x.contiguous(memory_format=torch.channels_last)
         scheduler.step_update(step)
         lr = opt.param_groups[0]["lr"]  # the first group's lr_scale is 1: the schedule's own value
+        index, y = (y, labels[y]) if teacher is not None else (None, y)
         with autocast:
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+        if teacher is None:
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+        else:
+            loss = distill_loss(logits.float(), y, teacher.targets(x, index, mean, std, recipe.precision), recipe)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

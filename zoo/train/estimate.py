@@ -6,7 +6,8 @@
 until about ``seconds`` have been measured, and one test pass on part of the test split; the epoch time is the
 epoch's images at the measured pace, the total adds every evaluation the recipe makes (the mid-run ones and
 the final one). A recipe with progressive resizing (``low_res``) is timed at both sides, its low-resolution
-epochs at their own pace. Nothing is written: no run directory, no checkpoint.
+epochs at their own pace; a distillation teacher's one pass over the stored views is timed on those images
+and scaled to the split. Nothing is written: no run directory, no checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,6 +53,7 @@ class Estimate:
     eval_s: float  # one pass
     total_s: float
     measured_s: float  # what the estimate itself took, data loading included
+    teacher_s: float = 0.0  # a distillation teacher's pass over the stored views, once per run (in total_s)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +73,8 @@ def estimate(recipe: Recipe, *, data_dir: str | None = None, device: str = "cpu"
     chunk = max(1, min(4, steps_per_epoch))  # steps per timed call
     # the schedule set up for enough steps that none of the timed ones runs past its end (only the pace matters)
     timing = dataclasses.replace(recipe, epochs=max(recipe.epochs, 2 * (max_steps // chunk) + 5))
-    run = _setup(timing, Path("."), dev, Dist(dev), train_data.head(recipe.batch_size * chunk), test_data, False)
+    run = _setup(timing, None, dev, Dist(dev), train_data.head(recipe.batch_size * chunk), test_data, False)
+    teacher_s = run.teacher.seconds * len(train_data) / len(run.train_data) if run.teacher is not None else 0.0
     low_res_epochs = min(recipe.low_res_epochs, recipe.epochs) if recipe.low_res else 0
     steps, spent = _time_steps(run, chunk, seconds, max_steps, epoch=low_res_epochs)
     epoch_s = spent / steps * steps_per_epoch
@@ -86,8 +88,8 @@ def estimate(recipe: Recipe, *, data_dir: str | None = None, device: str = "cpu"
     return Estimate(recipe.name, recipe.model, hardware_description(dev, precision=recipe.precision),
                     recipe.precision, recipe.epochs,
                     recipe.batch_size, steps_per_epoch, steps, recipe.batch_size * steps_per_epoch / epoch_s,
-                    epoch_s, low_res_epochs, low_res_epoch_s, evaluations, eval_s, train_s + evaluations * eval_s,
-                    time.perf_counter() - started)
+                    epoch_s, low_res_epochs, low_res_epoch_s, evaluations, eval_s,
+                    teacher_s + train_s + evaluations * eval_s, time.perf_counter() - started, teacher_s)
 
 
 def _time_steps(run: Any, chunk: int, seconds: float, max_steps: int, *, epoch: int,
@@ -97,7 +99,7 @@ def _time_steps(run: Any, chunk: int, seconds: float, max_steps: int, *, epoch: 
     def call(step: int) -> float:
         t0 = time.perf_counter()
         train_epoch(run.model, run.opt, run.scheduler, run.train_data, run.recipe, epoch, step, chunk,
-                    run.device, run.ddp, False, run.ema, run.lookahead, run.frozen_norms)
+                    run.device, run.ddp, False, run.ema, run.lookahead, run.frozen_norms, run.teacher)
         return time.perf_counter() - t0
 
     call(first_step)

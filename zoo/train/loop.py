@@ -42,6 +42,7 @@ from ..specs import DatasetSpec, get_dataset_spec
 from ..utils.fileio import atomic_write_text, check_name
 from ..utils.machine import cpu_class, cpu_has_bf16, hardware_description, resolve_device
 from ..weights import load_into, save_checkpoint, sha256_file
+from .distill import Teacher, load_teacher
 from .distributed import Dist
 from .epoch import check_low_res, normalization, test_epoch, train_epoch
 from .freeze import freeze, frozen_norm_layers, frozen_norm_names
@@ -102,6 +103,7 @@ class _Run:
     steps_per_epoch: int
     ema: Any = None  # the weights' moving average (recipe.ema_decay)
     lookahead: Lookahead | None = None
+    teacher: Teacher | None = None  # knowledge distillation (recipe.teacher)
     layers: dict[str, list[str]] | None = None  # freeze's trained and frozen layer names
     frozen_norms: list[nn.Module] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # one log row per epoch done
@@ -234,9 +236,10 @@ def _load_image_folder(recipe: Recipe) -> tuple[Split, Split]:
     return train, test
 
 
-def _setup(recipe: Recipe, out: Path, dev: torch.device, ddp: Dist, train_data: Split, test_data: Split,
+def _setup(recipe: Recipe, out: Path | None, dev: torch.device, ddp: Dist, train_data: Split, test_data: Split,
            resuming: bool) -> _Run:
-    """The run's model, optimizer, schedule, EMA and Lookahead."""
+    """The run's model, optimizer, schedule, EMA, Lookahead and teacher (``out``: the run directory, where a
+    teacher's stored views are kept; None keeps nothing)."""
     model, layers = _build_model(recipe, train_data, dev, resuming)
     frozen_norms = frozen_norm_layers(model, layers["frozen"]) if layers else []
     opt = create_optimizer(recipe, model)
@@ -247,8 +250,9 @@ def _setup(recipe: Recipe, out: Path, dev: torch.device, ddp: Dist, train_data: 
     scheduler = create_scheduler(recipe, opt, steps_per_epoch)
     lookahead = (Lookahead(model, recipe.lookahead_steps, recipe.lookahead_decay, recipe.epochs * steps_per_epoch)
                  if recipe.lookahead_steps else None)
-    return _Run(recipe, out, dev, ddp, train_data, test_data, model, opt, scheduler, steps_per_epoch, ema=ema,
-                lookahead=lookahead, layers=layers, frozen_norms=frozen_norms)
+    teacher = load_teacher(recipe, train_data, dev, out if ddp.main else None)
+    return _Run(recipe, out or Path("."), dev, ddp, train_data, test_data, model, opt, scheduler, steps_per_epoch,
+                ema=ema, lookahead=lookahead, teacher=teacher, layers=layers, frozen_norms=frozen_norms)
 
 
 def _build_model(recipe: Recipe, train_data: Split, dev: torch.device,
@@ -319,8 +323,10 @@ def _train_epochs(run: _Run, hardware: str, progress: bool, started: float, max_
                 return remaining_s
         row, step = train_epoch(net, run.opt, run.scheduler, run.train_data, recipe, epoch, step,
                                 run.steps_per_epoch, run.device, run.ddp, progress, ema, run.lookahead,
-                                run.frozen_norms)
+                                run.frozen_norms, run.teacher)
         row = {"epoch": epoch + 1, **row}
+        if run.teacher is not None and run.teacher.seconds and epoch == run.start_epoch:
+            row.update(teacher_s=run.teacher.seconds, epoch_s=row["epoch_s"] + run.teacher.seconds)  # counted once
         # the last epoch is scored once, from the stored file (_finish)
         if (epoch + 1) % recipe.eval_every == 0 and epoch + 1 < recipe.epochs:
             row.update(test_epoch(model if ema is None else ema.module, recipe, run.test_data, run.device))

@@ -20,6 +20,7 @@ __all__ = ["Recipe", "RECIPES", "get_recipe", "resolve_recipe", "list_recipes", 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "triangle")
 PRECISIONS = ("fp32", "bf16")
+TEACHER_VIEWS = ("stored", "online")  # where a distillation teacher sees the images: zoo.train.distill
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Recipe:
     eval_every: int = 1  # evaluate on the test split every N epochs (and always after the last)
     train_limit: int = 0  # train on the first N training images only (0 = all); for quick runs and studies
     init_from: str = ""  # start from this checkpoint (weights name or file); a classifier of another size starts fresh
+    teacher: str = ""  # knowledge distillation from this released checkpoint (zoo.train.distill); "" = off
+    distill_weight: float = 0.5  # with a teacher: the soft targets' share of the loss
+    distill_temperature: float = 4.0  # with a teacher: the softmax temperature of both sides
+    teacher_views: str = "stored"  # with a teacher: "stored" (once, each image and its mirror) or "online"
     freeze: str = ""  # layers not trained: fnmatch patterns of module names ("conv1,layer1*"), or "all-but-last:N"
     source: str = ""  # where the recipe comes from (a report and its section, or "zoo")
 
@@ -92,6 +97,9 @@ class Recipe:
             (self.low_res >= 0 and self.low_res_epochs >= 0, "low_res and low_res_epochs must be >= 0 (0 = off)"),
             (bool(self.low_res) == bool(self.low_res_epochs), "low_res and low_res_epochs go together"),
             (self.low_res_epochs < self.epochs, "low_res_epochs must leave the last epoch at full size"),
+            (0 < self.distill_weight <= 1, "distill_weight must be in (0, 1]"),
+            (self.distill_temperature > 0, "distill_temperature must be > 0"),
+            (self.teacher_views in TEACHER_VIEWS, f"teacher_views must be one of {TEACHER_VIEWS}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -243,6 +251,16 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                    "EMA of the weights) over 150 epochs for resnet20: aiming above chenyaofo's 92.60% (the 50-epoch "
                    "resnet20.cifar10 reached 91.71%). About 5 hours in fp32 on an AVX2 AMD EPYC Zen 3 (about 450 "
                    "images/s measured there), 2.4 h in bf16 on a Zen 4 (zoo train --estimate), across sessions."),
+    # -- what a CPU hour buys: short runs side by side (issue 39) ------------------------------------------
+    _r(name="resnet20.cifar10.base-trial", model="resnet20", epochs=15, batch_size=128, lr=0.2, ema_decay=0.999,
+       eval_every=5, **_LONG_CIFAR,
+       description="An experiment: resnet20.cifar10.e150's recipe cut to 15 epochs, the baseline that "
+                   "resnet20.cifar10.kd-trial is measured against (same data order and augmentation)."),
+    _r(name="resnet20.cifar10.kd-trial", model="resnet20", epochs=15, batch_size=128, lr=0.2, ema_decay=0.999,
+       eval_every=5, teacher="resnet18.cifar10", distill_weight=0.9, distill_temperature=4.0, **_LONG_CIFAR,
+       description="An experiment: resnet20.cifar10.base-trial distilled from resnet18.cifar10 (95.45%): 0.9 of "
+                   "the loss from its soft targets at temperature 4, computed once per stored image and its "
+                   "mirror (zoo.train.distill)."),
     *(_r(name=f"{arch}.cifar10", model=arch, epochs=100, batch_size=128, lr=0.2, ema_decay=0.999, eval_every=5,
          **_LONG_CIFAR, description=f"resnet56.cifar10's recipe (100 epochs of one-cycle SGD-Nesterov, lr 0.2, label "
                      f"smoothing 0.1, flip + crop, an EMA of the weights, bf16) for {arch}: aiming above {bar}.")
