@@ -33,8 +33,8 @@ LAYERS = (
           ("zoo.weights", "zoo.weights.*")),
     Layer("building", "`create`, `model_info`, `pretrained_cfg`; zoo's models in timm's registry",
           ("zoo.builder", "zoo.interop", "zoo.interop.to_timm", "zoo.interop.hf_hub")),
-    Layer("scoring", "top-1, top-5, loss, per-class accuracy and confusion of a model on a split",
-          ("zoo.scoring",)),
+    Layer("scoring", "top-1, top-5, loss, per-class accuracy, confusion and calibration of a model on a split",
+          ("zoo.calibration", "zoo.scoring")),
     Layer("runners", "the only place a backend spec, `auto`, int8 or an exported file becomes a callable; the "
           "serializers", ("zoo.runners", "zoo.runners.*")),
     Layer("training", "recipes, optimizers, the training loop, run directories",

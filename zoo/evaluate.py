@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 
 from .builder import create
-from .data.datasets import get_dataset_spec, load_for_eval
+from .calibration import ECE_DEFINITION, calibration_metrics, fit_temperature
+from .data.datasets import get_dataset_spec, load_for_eval, load_split
 from .data.folders import is_image_folder, load_image_folder
 from .data.splits import Split
 from .errors import InvalidArgumentError
@@ -26,7 +27,7 @@ from .specs import DatasetSpec
 from .utils.machine import resolve_device
 from .weights import load_into
 
-__all__ = ["EvalResult", "evaluate_model"]
+__all__ = ["EvalResult", "evaluate_model", "CalibrationResult", "calibrate_model"]
 
 _logger = logging.getLogger(__name__)
 
@@ -62,9 +63,82 @@ class EvalResult:
     setting: str = "eager"  # what ran: ``auto`` resolved (e.g. fold-bn+channels-last+bf16-cast)
     parity: dict[str, Any] | None = None  # vs eager: top-1 of both, eager top-5 and loss, disagreeing images
     recorded_top1: float | None = None  # the released checkpoint's recorded top-1 (fp32 eager), when comparable
+    temperature: float = 1.0  # divided into the logits before loss and calibration (1: none)
+    ece: float = 0.0  # zoo.calibration.ECE_DEFINITION
+    brier: float = 0.0
+    calibration_bins: list[dict[str, Any]] = field(default_factory=list)  # the reliability diagram's data
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class CalibrationResult:
+    """``zoo calibrate``: a temperature fitted on held-out training images, and the test split's calibration
+    before and after it (``ece``, ``nll``, ``brier``, ``calibration_bins``); ``to_dict`` is its ``--json``."""
+
+    model: str
+    weights: str | None
+    weights_sha256: str | None
+    temperature: float
+    holdout_images: int  # the last images of the training split
+    holdout_seen_in_training: bool | None  # whether the checkpoint's recipe trained on them (None: unknown)
+    holdout_nll: tuple[float, float]  # on the held-out images: at 1 and at the fitted temperature
+    test_images: int
+    top1: float
+    before: dict[str, Any]
+    after: dict[str, Any]
+    ece_definition: str = ECE_DEFINITION
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibrate_model(name: str, *, weights: str | None = None, holdout: int = 5000, data_dir: str | None = None,
+                    verify: bool = True, batch_size: int = 500, device: str = "cpu",
+                    progress: bool = False) -> CalibrationResult:
+    """Fit the temperature of ``name``'s checkpoint (default: its released one) on the last ``holdout``
+    training images (never the test split) and measure the test split's calibration at 1 and at it (fp32 eager).
+    """
+    entry = get_entry(name)
+    spec = get_dataset_spec(entry.dataset)
+    notes: list[str] = []
+    model, loaded, _ = _build(name, weights, entry, spec, 0, notes)
+    if weights is None and loaded is None:
+        raise InvalidArgumentError(f"{name} has no released checkpoint to calibrate; pass --weights FILE")
+    mean, std = _statistics(loaded, spec, None, None)
+    dev = resolve_device(device)
+    scoring = dict(batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress, return_logits=True)
+    full_train = load_split(spec.name, "train", data_dir=data_dir, verify=verify)
+    if not 1 <= holdout < len(full_train):
+        raise InvalidArgumentError(f"--holdout must be in 1..{len(full_train) - 1}, got {holdout}")
+    held_out = full_train.tail(holdout)
+    held_logits = evaluate(model, held_out, name=f"{name} (held out)", **scoring)["logits"]
+    temperature = fit_temperature(held_logits, held_out.labels)
+    held_nll = tuple(calibration_metrics(held_logits, held_out.labels, t)["nll"] for t in (1.0, temperature))
+    test = load_split(spec.name, "test", data_dir=data_dir, verify=verify)
+    tested = evaluate(model, test, name=name, **scoring)
+    seen = _seen_in_training(loaded, len(full_train), holdout)
+    if seen:
+        notes.append(f"the checkpoint's recipe trained on all {len(full_train):,} training images, these "
+                     f"{holdout:,} included: the temperature is fitted on images it has seen, not truly held out")
+    return CalibrationResult(
+        model=name, weights=loaded.name if loaded is not None else weights,
+        weights_sha256=getattr(loaded, "sha256", None), temperature=temperature, holdout_images=len(held_out),
+        holdout_seen_in_training=seen, holdout_nll=held_nll, test_images=tested["num_images"], top1=tested["top1"],
+        before=calibration_metrics(tested["logits"], test.labels),
+        after=calibration_metrics(tested["logits"], test.labels, temperature), notes=notes)
+
+
+def _seen_in_training(loaded: Weights | None, train_images: int, holdout: int) -> bool | None:
+    """Whether the checkpoint's recipe trained on the last ``holdout`` training images (None: unknown recipe)."""
+    from .train.recipes import RECIPES
+
+    recipe = RECIPES.get(loaded.recipe) if loaded is not None else None
+    if recipe is None:
+        return None
+    return not recipe.train_limit or recipe.train_limit > train_images - holdout
 
 
 def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split: str = "test",
@@ -72,7 +146,8 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                    batch_size: int = 256, device: str = "cpu", limit: int | None = None,
                    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                    allow_sample: bool = True, progress: bool = False, seed: int = 0, backend: str = "auto",
-                   artefact: str | None = None, trust_artefact: bool = False) -> EvalResult:
+                   artefact: str | None = None, trust_artefact: bool = False,
+                   temperature: float | str | None = None) -> EvalResult:
     """Build ``name``, load ``weights`` (default: its released default checkpoint), evaluate on ``dataset``.
 
     With no released checkpoint and no ``weights``, the model is evaluated with random weights from
@@ -89,6 +164,10 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     same weights; int8 calibrated on 300 training images); the eager model is evaluated too and
     ``parity`` counts the images whose top-1 differs. A pt2 or TorchScript ``artefact`` is code by nature
     and is refused unless ``trust_artefact`` (``zoo.runners.load``).
+
+    Besides top-1 the result has the calibration (``zoo.calibration``: ECE, Brier, the reliability bins; the
+    loss is the NLL). ``temperature`` divides the logits first: a number, or ``"fitted"`` for the one the
+    checkpoint's card records (``zoo calibrate``).
     """
     if backend != "auto":
         parse_backend(backend)  # an unknown name fails here, before any work
@@ -99,6 +178,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
     notes: list[str] = []
     model, loaded, weights_note = _build(name, weights, entry, spec, seed, notes)
     mean, std = _statistics(loaded, spec, mean, std)
+    t = _temperature(temperature, loaded, notes)
     if folder:
         classes = tuple(loaded.classes) if loaded is not None else spec.classes
         data = load_image_folder(dataset, split, input_size=spec.input_size, mean=mean, std=std, classes=classes)
@@ -111,7 +191,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         backend = backend_of(artefact)
     if artefact is not None and backend not in EXPORTED:
         raise InvalidArgumentError(f"--artefact needs --backend {', '.join(EXPORTED)}, not {backend!r}")
-    scoring = dict(batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress)
+    scoring = dict(batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress, temperature=t)
     parity = None
     if backend in EXPORTED:
         setting = backend
@@ -175,6 +255,28 @@ def _statistics(loaded: Weights | None, spec: DatasetSpec, mean: tuple[float, ..
         raise InvalidArgumentError(f"--mean must be finite and --std finite and positive, got mean {list(mean)} "
                                    f"and std {list(std)}")
     return mean, std
+
+
+def _temperature(temperature: float | str | None, loaded: Weights | None, notes: list[str]) -> float:
+    """The temperature to divide the logits by: 1 without one, the card's for ``"fitted"``."""
+    if temperature is None:
+        return 1.0
+    if temperature == "fitted":
+        if loaded is None or not loaded.temperature:
+            which = loaded.name if loaded is not None else "these weights"
+            raise InvalidArgumentError(f"--temperature fitted: {which} has no fitted temperature on its card; "
+                                       f"fit one with `zoo calibrate`, or give a number")
+        notes.append(f"temperature {loaded.temperature:.4g}: fitted on held-out training images (zoo calibrate)")
+        return loaded.temperature
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"--temperature must be a number > 0 or 'fitted', got {temperature!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgumentError(f"--temperature must be a number > 0 or 'fitted', got {temperature!r}")
+    if value != 1:
+        notes.append(f"temperature {value:g}: the logits are divided by it before the loss and calibration")
+    return value
 
 
 def _limited(data: Split, limit: int | None, notes: list[str]) -> Split:

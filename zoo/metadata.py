@@ -82,6 +82,7 @@ class Weights:
     input_size: tuple[int, ...] = ()
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    temperature: float = 0.0  # fitted by `zoo calibrate` on held-out training images (0: not fitted)
 
     def __post_init__(self) -> None:
         spec = get_dataset_spec(self.dataset)
@@ -95,6 +96,8 @@ class Weights:
             raise InvalidArgumentError(f"weights {self.name}: sha256 must be 64 lowercase hex digits")
         if self.dtype not in STORAGE_DTYPES:
             raise InvalidArgumentError(f"weights {self.name}: dtype must be one of {', '.join(STORAGE_DTYPES)}")
+        if not (self.temperature == 0 or 0 < self.temperature < 100):
+            raise InvalidArgumentError(f"weights {self.name}: temperature must be 0 (not fitted) or in (0, 100)")
         if not self.file_name.endswith(SAFETENSORS_SUFFIX) or "/" in self.file_name:
             raise InvalidArgumentError(f"weights {self.name}: file_name must be a bare *{SAFETENSORS_SUFFIX} name")
 

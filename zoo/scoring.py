@@ -1,4 +1,5 @@
-"""Scoring: top-1, top-5, mean loss, per-class accuracy and the confusion matrix of a model on a ``Split``.
+"""Scoring: top-1, top-5, mean loss, per-class accuracy, the confusion matrix and the calibration (ECE, Brier
+score, reliability bins: ``zoo.calibration``) of a model on a ``Split``.
 
 ``evaluate(model, split)`` takes a module or any callable batch -> logits (a ``zoo.runners`` runner);
 training, deployment checks, the studies and ``zoo-eval`` all score through it.
@@ -6,6 +7,7 @@ training, deployment checks, the studies and ``zoo-eval`` all score through it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .calibration import CalibrationStats
 from .data.splits import Split, batches
 from .errors import InvalidArgumentError, ZooError, summarize
 
@@ -72,14 +75,19 @@ def _scores(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, name
 def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: Split, *, batch_size: int = 256,
              device: str | torch.device = "cpu", mean: tuple[float, ...] | None = None,
              std: tuple[float, ...] | None = None, progress: bool = False, name: str = "model",
-             return_predictions: bool = False) -> dict[str, Any]:
+             return_predictions: bool = False, return_logits: bool = False,
+             temperature: float = 1.0) -> dict[str, Any]:
     """Evaluate ``model`` (a module, or any callable batch -> logits) on ``split``.
 
     Returns the metrics of ``EvalResult`` as a dict (plus ``predictions``, a tensor of the top-1
-    class per image, with ``return_predictions``).
+    class per image, with ``return_predictions``; ``logits``, N x classes on the CPU, with ``return_logits``).
+    ``temperature`` divides the logits before the loss and
+    the calibration metrics (temperature scaling; top-1 and top-5 do not change).
     """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch size must be positive, got {batch_size}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise InvalidArgumentError(f"temperature must be a finite number > 0, got {temperature}")
     device = torch.device(device)
     num_classes = split.dataset.num_classes
     if isinstance(model, nn.Module):
@@ -89,17 +97,22 @@ def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: S
     loss_sum, top5_correct, n = 0.0, 0, 0
     k = min(5, num_classes)
     predictions: list[torch.Tensor] = []
+    kept: list[torch.Tensor] = []
+    calibration = CalibrationStats()
     total = (len(split) + batch_size - 1) // batch_size
     t0 = time.perf_counter()
     for index, (x, y) in enumerate(_progress(batches(split, batch_size, mean=mean, std=std, device=device), total,
                                              progress, name)):
-        logits = _scores(model, x, name, index)
+        logits = _scores(model, x, name, index) / temperature
         y = y.to(device)
+        calibration.add(logits, y)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         top5_correct += (logits.topk(k, 1).indices == y[:, None]).any(1).sum().item()
         pred = logits.argmax(1)
         if return_predictions:
             predictions.append(pred.cpu())
+        if return_logits:
+            kept.append(logits.cpu())
         confusion += torch.bincount((y * num_classes + pred).cpu(), minlength=num_classes**2).view(
             num_classes, num_classes)
         n += y.numel()
@@ -123,7 +136,11 @@ def evaluate(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], split: S
         confusion=confusion.tolist(),
         images_per_s=n / wall if wall > 0 else float("inf"),
         wall_s=wall,
+        temperature=temperature,
+        **calibration.metrics(),
     )
     if return_predictions:
         out["predictions"] = torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64)
+    if return_logits:
+        out["logits"] = torch.cat(kept) if kept else torch.zeros(0, num_classes)
     return out

@@ -160,12 +160,26 @@ def eval_report(r: Any, per_class: bool) -> str:
              f"weights: {r.weights_note}{sha}",
              f"top-1  {r.top1:6.2f}%  ({r.correct:,}/{r.num_images:,})",
              f"top-5  {r.top5:6.2f}%",
-             f"loss   {r.loss:.4f}",
+             f"loss   {r.loss:.4f} (NLL" + (f", temperature {r.temperature:.4g})" if r.temperature != 1 else ")"),
+             f"ECE    {r.ece:.2f} (15 bins, points of top-1), Brier {r.brier:.4f}",
              f"speed  {r.images_per_s:,.0f} images/s, {r.wall_s:.2f} s, batch {r.batch_size}, {r.device}, "
              f"{r.backend}" + (f" ({r.setting})" if r.setting != r.backend else "")]
     if per_class:
         rows = [[c["class"], f"{c['images']:,}", f"{c['accuracy']:.2f}%"] for c in r.per_class]
         lines.append(table(rows, ["class", "images", "top-1"], right={1, 2}))
+    return "\n".join([*lines, *(f"NOTE: {note}" for note in r.notes)])
+
+
+def calibration_report(r: Any) -> str:
+    """``zoo calibrate``: the fitted temperature and the test split's calibration before and after it."""
+    rows = [[label, f"{m['ece']:.2f}", f"{m['nll']:.4f}", f"{m['brier']:.4f}"]
+            for label, m in (("T = 1", r.before), (f"T = {r.temperature:.4f}", r.after))]
+    lines = [f"{r.weights or r.model}: temperature {r.temperature:.4f}, fitted on the last {r.holdout_images:,} "
+             f"training images; test split ({r.test_images:,} images, top-1 {r.top1:.2f}%):",
+             table(rows, ["", "ECE", "NLL", "Brier"], right={1, 2, 3}),
+             f"ECE: {r.ece_definition}"]
+    if r.weights:
+        lines.append(f"card field: temperature={r.temperature:.4f}")
     return "\n".join([*lines, *(f"NOTE: {note}" for note in r.notes)])
 
 

@@ -38,7 +38,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 
 for _command in (
     models.list_cmd, models.info_cmd, models.weights_group, models.hub_group,  # the catalogue
-    evaluate.eval_cmd, evaluate.predict_cmd, deploy.export_cmd, bench.bench_cmd,  # the jobs
+    evaluate.eval_cmd, evaluate.predict_cmd, evaluate.calibrate_cmd, deploy.export_cmd, bench.bench_cmd,  # the jobs
     train.train_cmd, train.status_cmd, train.recipes_cmd,  # training
     studies.analyze_group, studies.viz_group,  # the studies
 ):

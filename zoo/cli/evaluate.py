@@ -23,9 +23,9 @@ from ._options import (
     verbose_option,
     weights_option,
 )
-from ._output import echo, emit_json, eval_report, predictions
+from ._output import calibration_report, echo, emit_json, eval_report, predictions
 
-__all__ = ["eval_cmd", "predict_cmd"]
+__all__ = ["eval_cmd", "predict_cmd", "calibrate_cmd"]
 
 
 @click.command("eval")
@@ -44,6 +44,10 @@ __all__ = ["eval_cmd", "predict_cmd"]
 @click.option("--no-sample", is_flag=True, help="Fail instead of falling back to the embedded sample.")
 @click.option("--confusion", "confusion_png", type=Path(dir_okay=False), help="Write the confusion matrix PNG.")
 @click.option("--per-class", is_flag=True, help="Print per-class accuracy.")
+@click.option("--reliability", "reliability_png", type=Path(dir_okay=False),
+              help="Write the reliability diagram (accuracy against confidence, 15 bins) PNG.")
+@click.option("--temperature", help="Divide the logits by this before loss and calibration: a number, or 'fitted' "
+                                    "for the one on the checkpoint's card (zoo calibrate).")
 @progress_option("Progress bar on stderr.")
 @backend_option("auto: the setting measured fastest for this CPU class (zoo/runners/auto.json; often bf16); eager: "
                 "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
@@ -62,35 +66,67 @@ __all__ = ["eval_cmd", "predict_cmd"]
 def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
              limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
              download: bool, no_verify: bool, no_sample: bool, confusion_png: str | None, per_class: bool,
-             progress: bool, backend: str, artefact: str | None, trust_artefact: bool, threads: int | None,
-             as_json: bool) -> None:
+             reliability_png: str | None, temperature: str | None, progress: bool, backend: str,
+             artefact: str | None, trust_artefact: bool, threads: int | None, as_json: bool) -> None:
     """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist, or an image folder DIR/<class>/...):
-    top-1, top-5, loss, per class."""
+    top-1, top-5, loss (NLL), calibration (ECE, Brier), per class."""
     from ..evaluate import evaluate_model
 
     set_threads(threads)
     r = evaluate_model(model_name, dataset, weights=weights, split=split, data_dir=data_dir, download=download,
                        verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
                        std=std, allow_sample=not no_sample, progress=progress and not as_json, backend=backend,
-                       artefact=artefact, trust_artefact=trust_artefact)
+                       artefact=artefact, trust_artefact=trust_artefact, temperature=temperature)
     if as_json:
         emit_json(r.to_dict())
-        _write_confusion(r, confusion_png)
+        _write_figures(r, confusion_png, reliability_png)
         return
     click.echo(eval_report(r, per_class))
-    if _write_confusion(r, confusion_png):
-        click.echo(f"confusion matrix: {confusion_png}")
+    for what, path in _write_figures(r, confusion_png, reliability_png):
+        click.echo(f"{what}: {path}")
 
 
-def _write_confusion(r: Any, path: str | None) -> bool:
+def _write_figures(r: Any, confusion: str | None, reliability: str | None) -> list[tuple[str, str]]:
     """Written after the results are out, so a bad path never throws a finished evaluation away."""
-    if not path:
-        return False
-    from ..utils.plots import plot_confusion
+    from ..utils.plots import plot_confusion, plot_reliability
 
-    plot_confusion(r.confusion, r.classes, path,
-                   title=f"{r.model} on {r.dataset} {r.split} ({r.num_images:,} images), top-1 {r.top1:.2f}%")
-    return True
+    what = f"{r.model} on {r.dataset} {r.split} ({r.num_images:,} images)"
+    written = []
+    if confusion:
+        plot_confusion(r.confusion, r.classes, confusion, title=f"{what}, top-1 {r.top1:.2f}%")
+        written.append(("confusion matrix", confusion))
+    if reliability:
+        scaled = f", temperature {r.temperature:.3g}" if r.temperature != 1 else ""
+        plot_reliability(r.calibration_bins, reliability, title=f"{what}{scaled}: ECE {r.ece:.2f}")
+        written.append(("reliability diagram", reliability))
+    return written
+
+
+@click.command("calibrate")
+@click.argument("model_name", metavar="MODEL")
+@weights_option("Weight name (arch.tag), tag, or a checkpoint file (default: MODEL's released checkpoint).")
+@click.option("--holdout", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Fit on the last N training images (never the test split).")
+@batch_size_option(500)
+@device_option("cpu, cuda or cuda:N.")
+@data_dir_option()
+@click.option("--no-verify", is_flag=True, help="Load a dataset copy that fails verification (with a warning).")
+@progress_option("Progress bar on stderr.")
+@threads_option
+@json_option
+def calibrate_cmd(model_name: str, weights: str | None, holdout: int, batch_size: int, device: str,
+                  data_dir: str | None, no_verify: bool, progress: bool, threads: int | None, as_json: bool) -> None:
+    """Fit a temperature for MODEL's checkpoint on held-out training images; the test split's ECE, NLL and
+    Brier score before and after it."""
+    from ..evaluate import calibrate_model
+
+    set_threads(threads)
+    r = calibrate_model(model_name, weights=weights, holdout=holdout, data_dir=data_dir, verify=not no_verify,
+                        batch_size=batch_size, device=device, progress=progress and not as_json)
+    if as_json:
+        emit_json(r.to_dict())
+    else:
+        click.echo(calibration_report(r))
 
 
 @click.command("predict")

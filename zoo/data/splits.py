@@ -50,6 +50,15 @@ class Split:
         indices = self.indices[:n] if self.indices is not None else None
         return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n], indices=indices)
 
+    def tail(self, n: int) -> Split:
+        """The last ``n`` images (all of them when ``n`` is not smaller than the split)."""
+        if n >= len(self):
+            return self
+        if n < 1:
+            raise InvalidArgumentError(f"a split's last n images need n >= 1, got {n}")
+        indices = self.indices[-n:] if self.indices is not None else None
+        return dataclasses.replace(self, images=self.images[-n:], labels=self.labels[-n:], indices=indices)
+
     def __repr__(self) -> str:
         return (f"Split(dataset={self.dataset.name!r}, split={self.split!r}, n={len(self)}, "
                 f"shape={tuple(self.images.shape[1:])}, is_sample={self.is_sample}, "

@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import InvalidArgumentError, ZooError
 from .fileio import atomic_path
 
-__all__ = ["plot_confusion", "plot_curves", "save_figure"]
+__all__ = ["plot_confusion", "plot_curves", "plot_reliability", "save_figure"]
 
 
 def _pyplot() -> Any:
@@ -67,6 +67,33 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
             for j in range(n):
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if cm[i, j] > threshold else "black")
+    return save_figure(fig, path)
+
+
+def plot_reliability(bins: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Reliability diagram from ``zoo.calibration.reliability_bins``: accuracy per confidence bin against the
+    diagonal of perfect calibration (top), and how many images fall in each bin (bottom)."""
+    plt = _pyplot()
+    lower = [b["lower"] for b in bins]
+    width = [b["upper"] - b["lower"] for b in bins]
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+    ax.bar(lower, [b["accuracy"] / 100 for b in bins], width=width, align="edge", color="#4878a8",
+           edgecolor="white", label="accuracy")
+    filled = [b for b in bins if b["images"]]
+    ax.bar([b["lower"] for b in filled], [abs(b["confidence"] - b["accuracy"]) / 100 for b in filled],
+           width=[b["upper"] - b["lower"] for b in filled],
+           bottom=[min(b["confidence"], b["accuracy"]) / 100 for b in filled], align="edge", fill=False,
+           hatch="///", edgecolor="#c44e52", lw=0.8, label="gap to the mean confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or "Reliability diagram")
+    counts.bar(lower, [b["images"] for b in bins], width=width, align="edge", color="#888888", edgecolor="white")
+    counts.set_yscale("symlog")
+    counts.set_xlim(0, 1)
+    counts.set_xlabel("confidence (top softmax probability)")
+    counts.set_ylabel("images")
     return save_figure(fig, path)
 
 
