@@ -121,3 +121,15 @@ def test_zoo_calibrate_fits_on_training_images_and_says_they_were_seen(tmp_path:
     run = _zoo("calibrate", "mlp_60_40_20_bn", "--holdout", "2000", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert f"card field: temperature={r.temperature:.4f}" in run.stdout and "ECE" in run.stdout
+
+
+def test_every_released_checkpoint_has_a_calibration_record_and_its_card_the_fitted_temperature() -> None:
+    record = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "results" /
+                         "calibration.json").read_text())
+    rows = {row["weights"]: row for row in record["rows"]}
+    for w in zoo.list_weights():
+        assert w.name in rows, f"{w.name} has no calibration row: python tools/calibration_record.py {w.name}"
+        row = rows[w.name]
+        assert row["sha256"] == w.sha256, f"{w.name}: the row is for another file; rerun tools/calibration_record.py"
+        assert row["top1"] == w.metrics.top1 and row["test_images"] == w.metrics.num_images
+        assert w.temperature == row["temperature"], f"{w.name}: paste temperature={row['temperature']} into its card"

@@ -116,6 +116,24 @@ def peers_table() -> str:
     return "\n".join(rows)
 
 
+def calibration_table() -> str:
+    """Per released checkpoint: the test split's ECE, NLL and Brier score at temperature 1 and at the fitted one
+    (``benchmarks/results/calibration.json``, written by ``tools/calibration_record.py``)."""
+    import json
+
+    data = json.loads((README.parent / "benchmarks" / "results" / "calibration.json").read_text())
+    machines = sorted({row["hardware"] for row in data["rows"]})
+    rows = [f"ECE: {data['ece_definition']}. Temperature fitted on {data['holdout']} (every checkpoint here was "
+            f"trained on them), scores on the full test split, {data['precision']}, on {'; '.join(machines)}.", "",
+            "| checkpoint | top-1 (%) | temperature | ECE | ECE, scaled | NLL | NLL, scaled | Brier | Brier, scaled |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in data["rows"]:
+        b, a = r["before"], r["after"]
+        rows.append(f"| `{r['weights']}` | {r['top1']:.2f} | {r['temperature']:.3f} | {b['ece']:.2f} | {a['ece']:.2f} "
+                    f"| {b['nll']:.4f} | {a['nll']:.4f} | {b['brier']:.4f} | {a['brier']:.4f} |")
+    return "\n".join(rows)
+
+
 def landscape_table() -> str:
     import json
 
@@ -187,7 +205,8 @@ def layout_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"layout": layout_table, "models": model_table, "param-notes": param_notes, "weights": weights_table,
+SECTIONS = {"calibration": calibration_table,
+            "layout": layout_table, "models": model_table, "param-notes": param_notes, "weights": weights_table,
             "peers": peers_table, "training-times": training_times, "landscape": landscape_table,
             "transfer": transfer_table}
 

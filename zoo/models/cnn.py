@@ -50,7 +50,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=99.4, top5=99.99, loss=0.117828, split="test", num_images=10000),
             num_params=2003754, gflops=0.02386, recipe="cnn_32_64_mnist.mnist",
             train_time_s=652.2, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=8017048, dtype="float32",
+            file_size=8017048, dtype="float32", temperature=0.4417,
         ),
     ),
     "cnn3_fc1000_bn_dropout": (
@@ -63,7 +63,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
                             num_images=10000),
             num_params=1191490, gflops=0.046305, recipe="cnn3_fc1000_bn_dropout.cifar10",
             train_time_s=3474.2, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=4770664, dtype="float32",
+            file_size=4770664, dtype="float32", temperature=0.5232,
         ),
     ),
     "lenet_cifar": (
@@ -75,7 +75,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
                             num_images=10000),
             num_params=390410, gflops=0.057607, recipe="lenet_cifar.cifar10",
             train_time_s=943.4, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=1563656, dtype="float32",
+            file_size=1563656, dtype="float32", temperature=0.5308,
         ),
     ),
     "lenet_cifar_bn": (
@@ -87,7 +87,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
                             num_images=10000),
             num_params=390986, gflops=0.057607, recipe="lenet_cifar_bn.cifar10",
             train_time_s=919.9, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=1569968, dtype="float32",
+            file_size=1569968, dtype="float32", temperature=0.527,
         ),
     ),
     "cnn_basic": (
@@ -99,7 +99,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
                             num_images=10000),
             num_params=256830, gflops=0.014409, recipe="cnn_basic.cifar10",
             train_time_s=320.3, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=1029328, dtype="float32",
+            file_size=1029328, dtype="float32", temperature=0.6466,
         ),
     ),
     "convnet5_bn": (
@@ -110,7 +110,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=83.9, top5=99.16, loss=0.538459, split="test", num_images=10000),
             num_params=18481098, gflops=0.271517, recipe="convnet5_bn.cifar10",
             train_time_s=587.2, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=36969532, dtype="float16",
+            file_size=36969532, dtype="float16", temperature=0.6619,
         ),
     ),
 }

@@ -122,7 +122,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=93.78, top5=99.79, loss=0.374111, split="test", num_images=10000),
             num_params=1972792, gflops=0.236295, recipe="fastnet.cifar10.pr26",
             train_time_s=1741.6, hardware="AMD EPYC Zen 4 (family 25 model 17), avx512-bf16, 2 threads, bf16",
-            file_size=7905288, dtype="float32",
+            file_size=7905288, dtype="float32", temperature=0.3588,
         ),
     ),
     "fastnet_mnist": (
@@ -133,7 +133,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=99.61, top5=100.0, loss=0.14424, split="test", num_images=10000),
             num_params=290216, gflops=0.02337, recipe="fastnet_mnist.mnist",
             train_time_s=37.3, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=1168952, dtype="float32",
+            file_size=1168952, dtype="float32", temperature=0.3981,
         ),
     ),
 }

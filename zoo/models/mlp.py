@@ -41,7 +41,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=98.06, top5=99.88, loss=0.07448, split="test", num_images=10000),
             num_params=50810, gflops=0.000101, recipe="mlp_60_40_20_bn.mnist",
             train_time_s=34.3, hardware="AMD EPYC, class not recorded, 2 threads, fp32",
-            file_size=207224, dtype="float32",
+            file_size=207224, dtype="float32", temperature=0.8188,
         ),
     ),
     "mlp_2523": (
@@ -52,7 +52,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=98.61, top5=100.0, loss=0.057962, split="test", num_images=10000),
             num_params=2005795, gflops=0.004007, recipe="mlp_2523.mnist",
             train_time_s=283.0, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=8024572, dtype="float32",
+            file_size=8024572, dtype="float32", temperature=0.05,
         ),
     ),
 }

@@ -34,7 +34,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=92.78, top5=99.6, loss=0.294522, split="test", num_images=10000),
             num_params=269722, gflops=0.081102, recipe="resnet20.cifar10.e150",
             train_time_s=9469.0, hardware="AMD EPYC Zen 4 (family 25 model 17), avx512-bf16, 2 threads, bf16",
-            file_size=1096080, dtype="float32",
+            file_size=1096080, dtype="float32", temperature=0.4138,
         ),
     ),
     "resnet18": (
@@ -45,7 +45,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=95.45, top5=99.84, loss=0.213804, split="test", num_images=10000),
             num_params=11173962, gflops=1.110845, recipe="resnet18.cifar10.e60",
             train_time_s=302.1, hardware="NVIDIA H200, bf16",
-            file_size=22379404, dtype="float16",
+            file_size=22379404, dtype="float16", temperature=0.4748,
         ),
     ),
     "resnet56": (
@@ -56,7 +56,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=93.57, top5=99.45, loss=0.286201, split="test", num_images=10000),
             num_params=853018, gflops=0.250971, recipe="resnet56.cifar10",
             train_time_s=16040.5, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=3458672, dtype="float32",
+            file_size=3458672, dtype="float32", temperature=0.4767,
         ),
     ),
 }

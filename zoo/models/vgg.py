@@ -32,7 +32,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=80.69, top5=98.93, loss=0.622266, split="test", num_images=10000),
             num_params=285162, gflops=0.003804, recipe="vgga_light.cifar10",
             train_time_s=174.7, hardware="AMD EPYC, class not recorded, 2 threads, bf16",
-            file_size=1142680, dtype="float32",
+            file_size=1142680, dtype="float32", temperature=0.6569,
         ),
     ),
     "vgg19_bn": (
@@ -43,7 +43,7 @@ _WEIGHTS: dict[str, tuple[Weights, ...]] = {
             metrics=Metrics(top1=94.4, top5=99.83, loss=0.249661, split="test", num_images=10000),
             num_params=20365002, gflops=0.79692, recipe="vgg19_bn.cifar10.e60",
             train_time_s=130.2, hardware="NVIDIA H200, bf16",
-            file_size=40763836, dtype="float16",
+            file_size=40763836, dtype="float16", temperature=0.5239,
         ),
     ),
 }
