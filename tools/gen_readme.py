@@ -134,6 +134,36 @@ def calibration_table() -> str:
     return "\n".join(rows)
 
 
+def robustness_table() -> str:
+    """Per released CIFAR-10 checkpoint: top-1, calibration (``calibration.json``) and the accuracy on corrupted
+    test images (``benchmarks/results/robustness.json``, written by ``tools/robustness_record.py``), with
+    RobustBench's Standard model as the anchor row."""
+    import json
+
+    results = README.parent / "benchmarks" / "results"
+    data = json.loads((results / "robustness.json").read_text())
+    calibration = {r["weights"]: r for r in json.loads((results / "calibration.json").read_text())["rows"]}
+    machines = sorted({f"{row['hardware']} ({row['setting']})" for row in data["rows"]})
+    sizes = sorted({row["images_per_point"] for row in data["rows"]})
+    a = data["anchor"]
+    rows = [f"Mean corruption accuracy: the mean top-1 over 15 corruptions x 5 severities, on the first "
+            f"{' or '.join(f'{n:,}' for n in sizes)} test images per point ({data['style']}; seed {data['seed']}); "
+            f"clean: the same images uncorrupted. On {'; '.join(machines)}. ECE in points of top-1, before and "
+            f"after the fitted temperature (the calibration table).", "",
+            "| checkpoint | top-1 (%) | ECE | ECE, scaled | NLL | clean top-1, same images | mean corruption "
+            "accuracy | noise | blur | weather | digital | images per point |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(data["rows"], key=lambda r: -r["mean_corruption_accuracy"]):
+        c, f = calibration[r["weights"]], r["per_family"]
+        rows.append(f"| `{r['weights']}` | {r['top1']:.2f} | {c['before']['ece']:.2f} | {c['after']['ece']:.2f} | "
+                    f"{c['before']['nll']:.4f} | {r['clean_top1']:.2f} | **{r['mean_corruption_accuracy']:.2f}** | "
+                    f"{f['noise']:.2f} | {f['blur']:.2f} | {f['weather']:.2f} | {f['digital']:.2f} | "
+                    f"{r['images_per_point']:,} |")
+    rows.append(f"| [{a['model']}]({a['url']}) (anchor: the released CIFAR-10-C) | {a['clean_top1']:.2f} | | | | | "
+                f"**{a['mean_corruption_accuracy']:.2f}** | | | | | 10,000 |")
+    return "\n".join(rows)
+
+
 def landscape_table() -> str:
     import json
 
@@ -205,7 +235,7 @@ def layout_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"calibration": calibration_table,
+SECTIONS = {"calibration": calibration_table, "robustness": robustness_table,
             "layout": layout_table, "models": model_table, "param-notes": param_notes, "weights": weights_table,
             "peers": peers_table, "training-times": training_times, "landscape": landscape_table,
             "transfer": transfer_table}

@@ -183,6 +183,23 @@ def calibration_report(r: Any) -> str:
     return "\n".join([*lines, *(f"NOTE: {note}" for note in r.notes)])
 
 
+def robustness_report(r: Any) -> str:
+    """``zoo eval --corruptions``: top-1 per corruption (rows) and severity (columns), means, and the notes."""
+    levels = sorted({p["severity"] for p in r.points})
+    top1 = {(p["corruption"], p["severity"]): p["top1"] for p in r.points}
+    rows = [[name, *(f"{top1[name, s]:.1f}" for s in levels), f"{mean:.2f}"] for name, mean in r.per_corruption.items()]
+    rows.append(["mean", *(f"{r.per_severity[str(s)]:.1f}" for s in levels), f"{r.mean_corruption_accuracy:.2f}"])
+    cached = f", {r.cached_points} of {len(r.points)} from the cache" if r.cached_points else ""
+    lines = [f"{r.weights or r.model} on {r.dataset} test, corrupted: {r.images_per_point:,} images per point, "
+             f"seed {r.seed}; clean top-1 on the same images {r.clean_top1:.2f}%",
+             table(rows, ["corruption", *(f"s{s}" for s in levels), "mean"], right=set(range(1, len(levels) + 2))),
+             "families: " + ", ".join(f"{f} {v:.2f}" for f, v in r.per_family.items()),
+             f"mean corruption accuracy {r.mean_corruption_accuracy:.2f}% (clean {r.clean_top1:.2f}%); "
+             f"{r.wall_s:.1f} s ({r.generation_s:.1f} s generating{cached}), {r.backend}"
+             + (f" ({r.setting})" if r.setting != r.backend else "")]
+    return "\n".join([*lines, *(f"NOTE: {note}" for note in r.notes)])
+
+
 def predictions(results: list[Any]) -> str:
     """``zoo predict``: one line per image, its top-k classes and probabilities."""
     return "\n".join(f"{r.source}: " + ", ".join(f"{t['class']} {100 * t['prob']:.1f}%" for t in r.top)

@@ -23,7 +23,7 @@ from ._options import (
     verbose_option,
     weights_option,
 )
-from ._output import calibration_report, echo, emit_json, eval_report, predictions
+from ._output import calibration_report, echo, emit_json, eval_report, predictions, robustness_report
 
 __all__ = ["eval_cmd", "predict_cmd", "calibrate_cmd"]
 
@@ -48,6 +48,14 @@ __all__ = ["eval_cmd", "predict_cmd", "calibrate_cmd"]
               help="Write the reliability diagram (accuracy against confidence, 15 bins) PNG.")
 @click.option("--temperature", help="Divide the logits by this before loss and calibration: a number, or 'fitted' "
                                     "for the one on the checkpoint's card (zoo calibrate).")
+@click.option("--corruptions", help="Score on the test split corrupted in the style of CIFAR-10-C instead: all, a "
+                                    "family (noise, blur, weather, digital) or names, comma-separated.")
+@click.option("--severity", "severities", default="1-5", show_default=True,
+              help="With --corruptions: severities, e.g. 1-5, 3 or 1,3,5.")
+@click.option("--heatmap", "heatmap_png", type=Path(dir_okay=False),
+              help="With --corruptions: write the top-1 heat map (corruption x severity) PNG.")
+@click.option("--corruption-seed", type=int, default=0, show_default=True,
+              help="With --corruptions: the seed the corrupted images are generated from.")
 @progress_option("Progress bar on stderr.")
 @backend_option("auto: the setting measured fastest for this CPU class (zoo/runners/auto.json; often bf16); eager: "
                 "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
@@ -66,13 +74,25 @@ __all__ = ["eval_cmd", "predict_cmd", "calibrate_cmd"]
 def eval_cmd(model_name: str, dataset: str, weights: str | None, split: str, batch_size: int, device: str,
              limit: int | None, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, data_dir: str | None,
              download: bool, no_verify: bool, no_sample: bool, confusion_png: str | None, per_class: bool,
-             reliability_png: str | None, temperature: str | None, progress: bool, backend: str,
-             artefact: str | None, trust_artefact: bool, threads: int | None, as_json: bool) -> None:
+             reliability_png: str | None, temperature: str | None, corruptions: str | None, severities: str,
+             heatmap_png: str | None, corruption_seed: int, progress: bool, backend: str, artefact: str | None,
+             trust_artefact: bool, threads: int | None, as_json: bool) -> None:
     """Evaluate a model on DATASET (cifar10, cifar100, mnist, fashion_mnist, or an image folder DIR/<class>/...):
-    top-1, top-5, loss (NLL), calibration (ECE, Brier), per class."""
+    top-1, top-5, loss (NLL), calibration (ECE, Brier), per class; or, with --corruptions, top-1 on corrupted
+    test images per corruption and severity."""
     from ..evaluate import evaluate_model
 
     set_threads(threads)
+    if corruptions is not None:
+        _refuse_with_corruptions(split=split != "test", artefact=artefact, confusion=confusion_png,
+                                 reliability=reliability_png, temperature=temperature, mean=mean, std=std,
+                                 per_class=per_class, download=download)
+        _corruptions(model_name, dataset, weights, corruptions, severities, limit, corruption_seed, data_dir,
+                     not no_verify, batch_size, device, backend, not no_sample, progress and not as_json, as_json,
+                     heatmap_png)
+        return
+    if heatmap_png is not None:
+        raise click.UsageError("--heatmap needs --corruptions")
     r = evaluate_model(model_name, dataset, weights=weights, split=split, data_dir=data_dir, download=download,
                        verify=not no_verify, batch_size=batch_size, device=device, limit=limit, mean=mean,
                        std=std, allow_sample=not no_sample, progress=progress and not as_json, backend=backend,
@@ -100,6 +120,32 @@ def _write_figures(r: Any, confusion: str | None, reliability: str | None) -> li
         plot_reliability(r.calibration_bins, reliability, title=f"{what}{scaled}: ECE {r.ece:.2f}")
         written.append(("reliability diagram", reliability))
     return written
+
+
+def _refuse_with_corruptions(**given: Any) -> None:
+    used = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    if used:
+        raise click.UsageError(f"--corruptions scores the test split as given; it does not take {', '.join(used)}")
+
+
+def _corruptions(model_name: str, dataset: str, weights: str | None, corruptions: str, severities: str,
+                 limit: int | None, seed: int, data_dir: str | None, verify: bool, batch_size: int, device: str,
+                 backend: str, allow_sample: bool, progress: bool, as_json: bool, heatmap: str | None) -> None:
+    from ..robustness import evaluate_corruptions
+    from ..utils.plots import plot_corruption_heatmap
+
+    r = evaluate_corruptions(model_name, dataset, weights=weights, corruptions=corruptions, severities=severities,
+                             limit=limit, seed=seed, data_dir=data_dir, verify=verify, batch_size=batch_size,
+                             device=device, backend=backend, allow_sample=allow_sample, progress=progress)
+    if as_json:
+        emit_json(r.to_dict())
+    else:
+        click.echo(robustness_report(r))
+    if heatmap:
+        plot_corruption_heatmap(r.points, heatmap, title=f"{r.weights or r.model}: top-1 (%) on {r.dataset} test, "
+                                f"{r.images_per_point:,} images per cell (CIFAR-10-C style)")
+        if not as_json:
+            click.echo(f"heat map: {heatmap}")
 
 
 @click.command("calibrate")

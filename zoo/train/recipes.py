@@ -252,6 +252,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                    "resnet20.cifar10 at 92.78% (the 50-epoch recipe reached 91.71%). "
                    "About 5 hours in fp32 on an AVX2 AMD EPYC Zen 3 (about 450 "
                    "images/s measured there), 2.4 h in bf16 on a Zen 4 (zoo train --estimate), across sessions."),
+    _r(name="resnet32.cifar10.e150", model="resnet32", epochs=150, batch_size=128, lr=0.2, ema_decay=0.999,
+       eval_every=10, **_LONG_CIFAR,
+       description="resnet20.cifar10.e150's recipe (150 epochs of one-cycle SGD-Nesterov, lr 0.2, label smoothing "
+                   "0.1, flip + crop, an EMA of the weights, bf16) for resnet32: aiming above chenyaofo's 93.53%; "
+                   "trained across sessions with --max-minutes and --resume."),
     # -- what a CPU hour buys: short runs side by side (issue 39) ------------------------------------------
     _r(name="resnet20.cifar10.base-trial", model="resnet20", epochs=15, batch_size=128, lr=0.2, ema_decay=0.999,
        eval_every=5, **_LONG_CIFAR,

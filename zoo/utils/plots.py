@@ -97,6 +97,30 @@ def plot_reliability(bins: Sequence[dict[str, Any]], path: str | os.PathLike[str
     return save_figure(fig, path)
 
 
+def plot_corruption_heatmap(points: Sequence[dict[str, Any]], path: str | os.PathLike[str], *,
+                            title: str = "") -> Path:
+    """Top-1 per corruption (rows, in the order given) and severity (columns), each cell written in, with each
+    row's mean in a last column (``zoo.robustness``'s points)."""
+    plt = _pyplot()
+    names = list(dict.fromkeys(p["corruption"] for p in points))
+    levels = sorted({p["severity"] for p in points})
+    top1 = {(p["corruption"], p["severity"]): p["top1"] for p in points}
+    grid = [[top1[n, s] for s in levels] + [sum(top1[n, s] for s in levels) / len(levels)] for n in names]
+    fig, ax = plt.subplots(figsize=(1.0 * len(levels) + 3.5, 0.38 * len(names) + 1.6))
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if value < 60 else "black")
+    ax.set_xticks(range(len(levels) + 1), [str(s) for s in levels] + ["mean"])
+    ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names])
+    ax.set_xlabel("severity")
+    ax.axvline(len(levels) - 0.5, color="white", lw=2)
+    fig.colorbar(image, ax=ax, label="top-1 (%)")
+    ax.set_title(title or "Top-1 under corruption", fontsize=9)
+    return save_figure(fig, path)
+
+
 def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:
     """Training curves: loss (left) and top-1 accuracy (right), train vs test, per epoch."""
     plt = _pyplot()
