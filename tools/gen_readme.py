@@ -143,12 +143,13 @@ def robustness_table() -> str:
     results = README.parent / "benchmarks" / "results"
     data = json.loads((results / "robustness.json").read_text())
     calibration = {r["weights"]: r for r in json.loads((results / "calibration.json").read_text())["rows"]}
-    machines = sorted({f"{row['hardware']} ({row['setting']})" for row in data["rows"]})
+    machines = sorted({row["hardware"] for row in data["rows"]})
+    settings = ", ".join(sorted({row["setting"] for row in data["rows"]}))
     sizes = sorted({row["images_per_point"] for row in data["rows"]})
     a = data["anchor"]
     rows = [f"Mean corruption accuracy: the mean top-1 over 15 corruptions x 5 severities, on the first "
             f"{' or '.join(f'{n:,}' for n in sizes)} test images per point ({data['style']}; seed {data['seed']}); "
-            f"clean: the same images uncorrupted. On {'; '.join(machines)}. ECE in points of top-1, before and "
+            f"clean: the same images uncorrupted. On {'; '.join(machines)} (runners chosen by auto: {settings}). ECE in points of top-1, before and "
             f"after the fitted temperature (the calibration table).", "",
             "| checkpoint | top-1 (%) | ECE | ECE, scaled | NLL | clean top-1, same images | mean corruption "
             "accuracy | noise | blur | weather | digital | images per point |",
