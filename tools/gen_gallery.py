@@ -81,7 +81,7 @@ def build(weights: Weights, runs: list[Path], data_dir: str | None) -> dict[str,
         activations_figure(weights.arch, weights=name, sample=0, out=FIGS / f"{name}-activations.png")
     record = {"weights": name, "sha256": weights.sha256,
               "evaluation": {"top1": r.top1, "num_images": r.num_images, "is_sample": r.is_sample, "split": r.split},
-              "history_source": origin or None, "activations": conv}
+              "per_class": r.per_class, "history_source": origin or None, "activations": conv}
     record_path.write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -137,6 +137,8 @@ def stale() -> list[str]:
             problems.append(f"no figures for {w.name}")
             continue
         record = json.loads(record_path.read_text())
+        if len(record.get("per_class", ())) != w.num_classes:  # the site's checkpoint pages show it
+            problems.append(f"no per-class accuracy for {w.name}")
         needed = ["confusion", "filters"] + (["curves"] if record["history_source"] else []) + \
             (["activations"] if record.get("activations") else [])
         problems += [f"missing docs/gallery/{w.name}-{k}.png" for k in needed

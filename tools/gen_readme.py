@@ -1,9 +1,11 @@
-"""Regenerate the generated tables of README.md and docs/results.csv from the registry (and the layer table).
+"""Regenerate the generated tables of README.md and docs/results.csv from the registry (and the layer table);
+the same tables fill the documentation site's pages (``tools/gen_docs.py``).
 
     python tools/gen_readme.py          # rewrite README.md and docs/results.csv in place
     python tools/gen_readme.py --check  # exit 1 when either is stale (the test suite runs this)
 
-Each README table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers.
+Each table sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers (``SECTIONS``): README.md
+keeps ``README_SECTIONS``; the site's pages under ``docs/`` keep the others, filled when the site is built.
 ``docs/results.csv`` has one row per released checkpoint, in the columns of timm's results files
 (``model,top1,top1_err,top5,top5_err,param_count,img_size``) plus zoo's own.
 """
@@ -141,6 +143,8 @@ def robustness_table() -> str:
     import json
 
     results = README.parent / "benchmarks" / "results"
+    if not (results / "robustness.json").exists():
+        return "Not recorded yet: `python tools/robustness_record.py`."
     data = json.loads((results / "robustness.json").read_text())
     calibration = {r["weights"]: r for r in json.loads((results / "calibration.json").read_text())["rows"]}
     machines = sorted({row["hardware"] for row in data["rows"]})
@@ -149,7 +153,8 @@ def robustness_table() -> str:
     a = data["anchor"]
     rows = [f"Mean corruption accuracy: the mean top-1 over 15 corruptions x 5 severities, on the first "
             f"{' or '.join(f'{n:,}' for n in sizes)} test images per point ({data['style']}; seed {data['seed']}); "
-            f"clean: the same images uncorrupted. On {'; '.join(machines)} (runners chosen by auto: {settings}). ECE in points of top-1, before and "
+            f"clean: the same images uncorrupted. On {'; '.join(machines)} (runners chosen by auto: {settings}). "
+            "ECE in points of top-1, before and "
             f"after the fitted temperature (the calibration table).", "",
             "| checkpoint | top-1 (%) | ECE | ECE, scaled | NLL | clean top-1, same images | mean corruption "
             "accuracy | noise | blur | weather | digital | images per point |",
@@ -242,11 +247,17 @@ SECTIONS = {"calibration": calibration_table, "robustness": robustness_table,
             "transfer": transfer_table}
 
 
-def render(text: str) -> str:
+README_SECTIONS = ("weights",)  # the site's pages hold the others (tools/gen_docs.py fills them at build time)
+
+
+def render(text: str, required: tuple[str, ...] = README_SECTIONS) -> str:
+    """``text`` with every ``<!-- BEGIN name -->`` section it has regenerated; each of ``required`` must be there."""
     for key, fn in SECTIONS.items():
         pattern = re.compile(rf"(<!-- BEGIN {key} -->\n)(?:.*?\n)?(<!-- END {key} -->)", re.S)
         if not pattern.search(text):
-            raise SystemExit(f"README.md has no '{key}' markers")
+            if key in required:
+                raise SystemExit(f"README.md has no '{key}' markers")
+            continue
         text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
     return text
 

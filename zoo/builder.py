@@ -51,6 +51,23 @@ def create(name: str, *, num_classes: int | None = None, in_chans: int | None = 
         weights: a weight name ``arch.tag``, a tag of this model, ``"default"``, or a file path.
         **kwargs: options of the model's builder (e.g. ``dropout``); an unknown one raises.
             Options that are ``None`` are dropped, so a CLI can pass its options straight through.
+
+    Returns:
+        The model in training mode on the CPU, with ``model.pretrained_cfg`` (input size, mean, std, class
+        names, the checkpoint's name and sha256 when weights were loaded), as timm models carry it.
+
+    Raises:
+        UnknownModelError: ``name`` or ``weights`` is not registered (the message lists the closest names).
+        InvalidArgumentError: an option the builder does not take, or ``weights`` with a model that brings
+            its own (``timm/``, ``hf-hub:``, ``local-dir:``).
+        CheckpointError: the weights file is missing, fails its sha256, or does not match the model
+            (every missing key, unexpected key and shape mismatch is named).
+
+    Example:
+        ```python
+        model = zoo.create("resnet20", weights="default").eval()
+        transform = zoo.get_weights("resnet20.cifar10").transforms()
+        ```
     """
     source, bare = parse_model_name(name)
     if source == "timm":
@@ -152,7 +169,17 @@ def count_flops(model: nn.Module, input_size: tuple[int, ...]) -> int:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What zoo knows about an architecture. Counts are measured on the built model."""
+    """What zoo knows about an architecture (``zoo.model_info``). Counts are measured on the built model.
+
+    Attributes:
+        params: parameters counted on the built model; ``expected_params`` is the registry's figure and
+            ``params_match`` says whether they agree; ``reported_params`` is the source's own count, when
+            it publishes one (``params_note`` says why it differs).
+        gflops: multiply-accumulates per image at ``input_size``, in billions (``flops_note`` says how counted).
+        reported_accuracy: the top-1 the source reports, when it does.
+        weights: the names of its released checkpoints.
+        public: other collections' published top-1 for this architecture, with where each comes from.
+    """
 
     name: str
     family: str
@@ -190,9 +217,18 @@ def _build_on_meta(name: str) -> nn.Module:
 
 @functools.cache
 def model_info(name: str) -> ModelInfo:
-    """Describe ``name``: its source, counted vs expected parameters, GFLOPs at its default input, weights.
+    """Describe architecture ``name``: its source, counted vs expected parameters, GFLOPs, its checkpoints.
 
     The model is built on the meta device, so this is cheap even for the largest networks.
+
+    Args:
+        name: a registered architecture (``zoo.list_models()``).
+
+    Returns:
+        A ``ModelInfo``, the card ``zoo info NAME`` prints.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
     """
     entry = get_entry(name)
     spec = get_dataset_spec(entry.dataset)
@@ -228,7 +264,18 @@ class LayerRow:
 
 
 def layer_summary(name: str) -> list[LayerRow]:
-    """Leaf modules of ``name`` in call order, with the output shape for one input and their own parameters."""
+    """The layers of architecture ``name``, as ``zoo info NAME --layers`` prints them.
+
+    Args:
+        name: a registered architecture.
+
+    Returns:
+        One ``LayerRow`` per leaf module in call order: its name, type, the output shape for one input of
+        the model's default size, and its own parameter count.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+    """
     entry = get_entry(name)
     model = _build_on_meta(name).eval()
     rows: list[LayerRow] = []

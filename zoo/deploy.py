@@ -82,14 +82,32 @@ def export_model(name: str, fmt: str, *, weights: str | None = None, out: str | 
                  opset: int | None = None, batch: str | int = "dynamic", real_batch: torch.Tensor | None = None,
                  tolerance: float = ATOL, seed: int = 0, data_dir: str | os.PathLike[str] | None = None,
                  int8: bool = False, calibration: int = 300, threads: int | None = None) -> ExportResult:
-    """Export model ``name`` (with ``weights``, default: its default checkpoint if any) and check parity.
+    """Export model ``name`` and check its parity with the eager model on real images: ``zoo export``.
 
-    ``real_batch``: normalised real images for the parity check (default: the first images of the test
-    split of the model's dataset under ``data_dir``, else the embedded sample). Raises ``ExportError``
-    when parity fails; the file at ``out`` is then left as it was. ``int8`` (ONNX and OpenVINO) also
-    writes ``<stem>.int8<suffix>`` beside it, quantised from the model with its BatchNorms folded
-    (``zoo.runners.fold_batchnorm``) and calibrated on ``calibration`` training images, and scores
-    both files (``quantize``): ``result.int8``.
+    Args:
+        name: a registered architecture.
+        fmt: ``onnx``, ``openvino``, ``pt2`` or ``torchscript``.
+        weights: its checkpoint (default: its default checkpoint, if any; random weights otherwise).
+        out: the file to write (default: ``<name>.<suffix>`` in the working directory); written atomically.
+        opset: the ONNX opset (default: the exporter's).
+        batch: ``"dynamic"`` or a fixed batch size.
+        real_batch: normalised real images for the parity check (default: the first images of the test
+            split of the model's dataset under ``data_dir``, else the embedded sample).
+        tolerance: the largest logit difference allowed, relative to the logits' scale when above 1.
+        seed: the seed of random weights, when there is no checkpoint.
+        data_dir: the dataset root for ``real_batch`` and the int8 calibration images.
+        int8: (ONNX and OpenVINO) also write ``<stem>.int8<suffix>`` beside it, quantised from the model with
+            its BatchNorms folded (``zoo.runners.fold_batchnorm``), and score both files.
+        calibration: how many training images the int8 file is calibrated on.
+        threads: intra-op threads of the runtime that checks parity.
+
+    Returns:
+        An ``ExportResult``: the file's path, the exporter used, each parity check (the largest logit
+        difference and whether every top-1 agrees) and, with ``int8``, both files' scores (``result.int8``).
+
+    Raises:
+        InvalidArgumentError: an unknown format or a bad option.
+        ExportError: parity fails; the file at ``out`` is then left as it was.
     """
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

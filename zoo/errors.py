@@ -16,11 +16,12 @@ __all__ = [
 
 
 class ZooError(Exception):
-    """Base class of the errors zoo raises on bad input."""
+    """Base class of the errors zoo raises on bad input; the CLI prints each as one line and exits 1
+    (``--debug`` shows the traceback)."""
 
 
 class UnknownModelError(ZooError, LookupError):
-    """A model (or weight) name is not registered."""
+    """A model or weights name is not registered; the message lists the closest registered names."""
 
 
 class InvalidArgumentError(ZooError, ValueError):
@@ -28,7 +29,8 @@ class InvalidArgumentError(ZooError, ValueError):
 
 
 class DatasetError(ZooError):
-    """A dataset is missing, corrupt or fails verification."""
+    """A dataset is missing, corrupt or fails verification (md5 or content fingerprint); the message names
+    the file or folder and why."""
 
 
 class CheckpointError(ZooError):

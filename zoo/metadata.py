@@ -44,7 +44,12 @@ PYTORCHCV = ("osmr/imgclsmob (pytorchcv)", "https://github.com/osmr/imgclsmob/bl
 class Metrics:
     """Scores of a checkpoint, measured from the stored file on the whole ``split`` (``num_images`` images).
 
-    ``top1``/``top5`` are accuracies in percent; ``top5`` is None when there are fewer than 5 classes.
+    Attributes:
+        top1: top-1 accuracy in percent.
+        top5: top-5 accuracy in percent; None when there are fewer than 5 classes.
+        loss: mean cross-entropy (the negative log-likelihood) over the split.
+        split: the split it was measured on (``"test"``).
+        num_images: how many images that split holds.
     """
 
     top1: float
@@ -59,7 +64,20 @@ class Weights:
     """One released checkpoint of ``arch``, named ``arch.tag``; how it was made and what it scores.
 
     ``num_classes``, ``classes``, ``input_size``, ``mean`` and ``std`` default to the dataset's
-    (``zoo.data.DATASETS``); an entry gives them only where its checkpoint differs.
+    (``zoo.data.DATASETS``); an entry gives them only where its checkpoint differs. As torchvision's
+    ``Weights``, the card gives the preprocessing: ``weights.transforms()``.
+
+    Attributes:
+        arch: the architecture (``zoo.create(arch)``); ``name`` is ``arch.tag``.
+        file_name: the safetensors file under ``weights/`` (or the weights packages); ``sha256`` its hash,
+            checked on the exact bytes before every load; ``file_size`` its size in bytes and ``dtype`` how
+            its tensors are stored (``float32``, or ``float16`` for the largest networks).
+        metrics: the scores measured from the stored file on the full test split (``Metrics``).
+        num_params: parameters of the model it loads into; ``gflops`` its GFLOPs per image.
+        recipe: the ``zoo.train.recipes`` name it was trained with (``zoo train --recipe``).
+        train_time_s: the training's wall time in seconds; ``hardware`` the machine it ran on.
+        url: where the file can be downloaded from, when it is published outside this repository.
+        temperature: the temperature fitted by ``zoo calibrate`` on held-out training images (0: not fitted).
     """
 
     arch: str

@@ -53,8 +53,23 @@ def predict(model: str | nn.Module, images: Sequence[Any], *, weights: str | Non
             batch_size: int = 64, device: str = "cpu", backend: str = "auto") -> list[Prediction]:
     """Classify ``images``: file paths, folders (searched recursively), PIL images or uint8 tensors.
 
-    ``model`` is a registered name (built with ``weights``, default: its released default checkpoint)
-    or a model from ``zoo.create`` (its ``pretrained_cfg`` gives the preprocessing and class names).
+    Args:
+        model: a registered name (built with ``weights``) or a model from ``zoo.create`` (its
+            ``pretrained_cfg`` gives the preprocessing and class names).
+        images: file paths, folders (searched recursively), PIL images or uint8 tensors (C, H, W); an image
+            of another size is resized to the model's input, and the log says so.
+        weights: the checkpoint for a named ``model`` (default: its released default checkpoint).
+        topk: how many classes to return per image.
+        batch_size: images per batch.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        backend: a ``zoo.runners`` setting (``auto`` picks by the number of images).
+
+    Returns:
+        One ``Prediction`` per image, in order: its source and the ``topk`` classes with probabilities.
+
+    Raises:
+        InvalidArgumentError: ``topk`` or ``batch_size`` below 1, or a named model with no released weights.
+        ZooError: an image file that is not a readable image (the message names it).
     """
     if topk < 1:
         raise InvalidArgumentError(f"topk must be >= 1, got {topk}")

@@ -163,10 +163,19 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def list_models(pattern: str | list[str] = "*", *, dataset: str | None = None, pretrained: bool = False) -> list[str]:
-    """Names matching ``pattern`` (fnmatch wildcards, or a list of them), naturally sorted.
+    """Names of the registered architectures that match ``pattern``, naturally sorted (``resnet20`` before
+    ``resnet110``), as timm's ``list_models``.
 
-    ``dataset`` keeps models whose default dataset it is; ``pretrained`` keeps models with
-    released weights.
+    Args:
+        pattern: an fnmatch pattern (``"resnet*"``) or a list of them; ``"*"`` lists every model.
+        dataset: keep only models whose default dataset this is (``"cifar10"``, ``"mnist"``).
+        pretrained: keep only models with at least one released checkpoint.
+
+    Returns:
+        The matching names, which ``zoo.create`` accepts.
+
+    Raises:
+        DatasetError: ``dataset`` is not a known dataset.
     """
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     ds = get_dataset_spec(dataset).name if dataset else None
@@ -189,12 +198,29 @@ def all_weights() -> list[Weights]:
 
 
 def list_weights(pattern: str = "*") -> list[Weights]:
-    """Registered weights whose name ``arch.tag`` matches ``pattern`` (fnmatch), in the registry's order."""
+    """The released checkpoints whose name ``arch.tag`` matches ``pattern``, in the registry's order.
+
+    Args:
+        pattern: an fnmatch pattern over ``arch.tag`` names (``"*.cifar10"``, ``"resnet*"``).
+
+    Returns:
+        Their cards (``zoo.Weights``): scores, file, sha256, recipe and preprocessing.
+    """
     return [w for w in all_weights() if fnmatch.fnmatchcase(w.name, pattern)]
 
 
 def get_weights(name: str) -> Weights:
-    """The registered weights called ``name`` (``arch.tag``); an unknown name raises with the closest matches."""
+    """The card of the released checkpoint called ``name``.
+
+    Args:
+        name: ``arch.tag``, as ``zoo list --pretrained`` prints it (``"resnet18.cifar10"``).
+
+    Returns:
+        Its ``zoo.Weights``: ``.transforms()`` gives the exact preprocessing, ``.metrics`` the recorded scores.
+
+    Raises:
+        UnknownModelError: no checkpoint has that name; the message lists the closest names.
+    """
     known = {w.name: w for w in all_weights()}
     if name in known:
         return known[name]

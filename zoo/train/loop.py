@@ -1,21 +1,13 @@
-"""The training loop: recipes in, a self-describing checkpoint out.
+"""The training loop: recipes in, a self-describing checkpoint out; ``train`` reads as its steps: arguments, run
+directory, data, setup, resume, epochs, finish.
 
-Data lives in memory as uint8 tensors; each batch is normalised and augmented on tensors (flip,
-pad-and-crop, cutout: ``zoo.train.epoch``). bf16 autocast and channels_last are recipe settings; on a CPU
-without native bf16 (emulated, many times slower than fp32) a bf16 recipe trains in fp32. State is
-checkpointed atomically after every epoch (``state.pt``, read back with ``weights_only=True``:
-``zoo.train.state``) and ``resume`` continues exactly: the data order and the dropout RNG of every epoch
-derive from the seed and the epoch number alone. Under ``torchrun --nproc_per_node=N`` each process takes an
-equal share of every global batch (DistributedDataParallel, gloo on CPU, nccl on CUDA:
-``zoo.train.distributed``).
-
-``train`` reads as its steps: arguments, run directory, data, setup, resume, epochs, finish.
-
-The run directory's files, its lock and its status are ``zoo.train.runs``'s: the final
-``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` with the metrics measured from that stored
-file on the full test split join them at the end. A time budget (``max_minutes``) ends a run between
-epochs with its state saved; ``resume`` continues it exactly, with the first call's tag and storage
-dtype unless given again.
+Data lives in memory as uint8 tensors, augmented on tensors (``zoo.train.epoch``). On a CPU without native bf16
+a bf16 recipe trains in fp32. State is checkpointed atomically after every epoch (``state.pt``, read back with
+``weights_only=True``: ``zoo.train.state``) and ``resume`` continues exactly: the data order and the dropout RNG
+of every epoch derive from the seed and the epoch number alone. Under ``torchrun --nproc_per_node=N`` each
+process takes an equal share of every global batch (``zoo.train.distributed``). The run directory's files, lock
+and status are ``zoo.train.runs``'s; the final ``<arch>.<tag>-<sha8>.safetensors`` and ``result.json`` (the
+metrics of that stored file on the full test split) join them at the end.
 """
 
 from __future__ import annotations
@@ -139,15 +131,20 @@ def train(recipe: Recipe, *, out_dir: str | os.PathLike[str], data_dir: str | No
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         tag: names the checkpoint ``<model>.<tag>-<sha8>.safetensors`` (default: the dataset).
         progress: a progress bar per epoch on stderr.
-        save_dtype: ``"float16"`` stores the final weights in half precision (the metrics are measured
-            from the stored file). A resume keeps the tag and storage dtype the run was started with
-            (``run.json``) unless given.
-        verify: check the dataset files (md5 or content fingerprint) before use; ``False`` skips it, with a
-            warning (the restricted CIFAR unpickler applies either way).
-        max_minutes: a time budget for this call: no epoch is started that the epochs so far say would
-            end past it; the run then stops with its state saved (``TrainResult.finished`` False and
-            ``remaining_s`` its estimate) and ``resume=True`` continues it.
+        save_dtype: ``"float16"`` stores the final weights in half precision (metrics from the stored file);
+            a resume keeps the run's tag and storage dtype (``run.json``) unless given.
+        verify: check the dataset files first; ``False`` skips it, with a warning (the CIFAR unpickler stays).
+        max_minutes: a time budget for this call: no epoch starts that would end past it; the run stops with its
+            state saved (``remaining_s`` its estimate) and ``resume=True`` continues it.
         threads: torch's CPU thread count (for the whole process).
+
+    Returns:
+        A ``TrainResult``: the checkpoint, its sha256 and metrics from the stored file, the history, the wall
+        time and the machine; ``finished`` is False when ``max_minutes`` stopped the run.
+
+    Raises:
+        InvalidArgumentError: a bad option, or a run directory in use, not a run's, or holding a run unresumed.
+        DatasetError: the dataset is absent or fails verification.
     """
     tag = _check_arguments(recipe, tag, save_dtype, max_minutes, threads)
     if threads is not None:

@@ -25,7 +25,27 @@ TEACHER_VIEWS = ("stored", "online")  # where a distillation teacher sees the im
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that defines a training run. Epoch-based quantities are in epochs."""
+    """Everything that defines a training run, saved with the run and with its checkpoint.
+
+    Epoch-based quantities are in epochs. The defaults are one typed block; a recipe in ``RECIPES`` or a
+    ``--set key=value`` override names only what it changes, and an unknown key is refused. The fields fall
+    into the optimiser (``optimizer``, ``lr``, ``momentum``, ``nesterov``, ``betas``, ``weight_decay``,
+    ``norm_lr_scale``, ``muon_lr``), the schedule (``schedule``: constant, step, exponential, cosine, onecycle,
+    triangle; ``milestones``, ``gamma``, ``warmup_epochs``, ``onecycle_pct``), the averaging (``ema_decay`` or
+    ``lookahead_steps``), the data (``flip``, ``crop_pad``, ``cutout``, ``low_res``, ``train_limit``), the
+    arithmetic (``precision``: fp32 or bf16; ``channels_last``), and the starting point (``init_from``,
+    ``freeze``, ``teacher`` for knowledge distillation).
+
+    Raises:
+        InvalidArgumentError: a value out of range, or two options that exclude each other; the message names
+            the recipe and the field.
+
+    Example:
+        ```python
+        from zoo.train.recipes import get_recipe
+        recipe = dataclasses.replace(get_recipe("resnet20.cifar10.e150"), epochs=10)
+        ```
+    """
 
     name: str = "custom"
     description: str = ""
