@@ -10,8 +10,11 @@ longer than ``QUICK_LIMIT_S`` is listed at the end of the run: mark it, or make 
 
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +23,11 @@ QUICK_LIMIT_S = 5.0
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported: its thread pool reads this once
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+# auto's local tuning (zoo.runners.tuned) stays out of the suite: no test tunes unless it asks (tests/test_tune.py),
+# and none reads what a developer tuned on this machine (subprocesses inherit both).
+os.environ["ZOO_AUTOTUNE"] = "0"
+os.environ["ZOO_TUNING_DIR"] = tempfile.mkdtemp(prefix="zoo-tests-tuning-")
+atexit.register(shutil.rmtree, os.environ["ZOO_TUNING_DIR"], True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -40,8 +40,9 @@ LAYERS = (
     Layer("training", "recipes, optimizers, the training loop, run directories",
           ("zoo.train", "zoo.train.*")),
     Layer("jobs", "names in, a result dataclass out: `zoo-eval` (and its corruptions), predict, export and int8, "
-          "benchmarks",
-          ("zoo.evaluate", "zoo.robustness", "zoo.predict", "zoo.deploy", "zoo.benchmark")),
+          "benchmarks and tuning `auto`",
+          ("zoo.evaluate", "zoo.robustness", "zoo.predict", "zoo.deploy", "zoo.benchmark",
+           "zoo.benchmark.*")),
     Layer("studies", "the seed reports' studies and the visualisations", ("zoo.studies", "zoo.studies.*")),
     Layer("cli", "the commands: options in, one job called, text or `--json` out", ("zoo.cli", "zoo.cli.*",
                                                                                      "zoo.__main__")),

@@ -1,5 +1,15 @@
 """The job behind ``zoo-eval``: ``evaluate_model`` builds the model, loads its weights, loads the data (or
 the embedded sample), runs it with a ``zoo.runners`` backend and scores it (``zoo.scoring.evaluate``).
+
+The backend: ``auto`` (the default) runs the setting measured fastest for a pass over the data on the device
+(``zoo.runners.resolve_auto``: this machine's own tuning, which a large pass makes once, ``zoo.benchmark.tune``;
+else the shipped table of its CPU class; setup time included; often bf16), whose top-1 can differ from fp32 by a
+few images. ``eager`` runs the model as built in fp32, which is how every recorded accuracy was measured and
+reproduces it exactly. Other ``zoo.runners`` specs (``bf16``, ``fold-bn+channels-last``...) run as given. An
+exported backend alone (``onnxruntime``, ``pt2``, ``torchscript``, ``openvino``, ``openvino-bf16`` and the int8
+ones, ``zoo.runners.EXPORTED``) evaluates an exported artefact (given, or a fresh export of the same weights;
+int8 calibrated on 300 training images); the eager model is evaluated too and ``parity`` counts the images
+whose top-1 differs.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .benchmark.tune import maybe_tune
 from .builder import create
 from .calibration import ECE_DEFINITION, calibration_metrics, fit_temperature
 from .data.datasets import get_dataset_spec, load_for_eval, load_split
@@ -98,8 +109,25 @@ class CalibrationResult:
 def calibrate_model(name: str, *, weights: str | None = None, holdout: int = 5000, data_dir: str | None = None,
                     verify: bool = True, batch_size: int = 500, device: str = "cpu",
                     progress: bool = False) -> CalibrationResult:
-    """Fit the temperature of ``name``'s checkpoint (default: its released one) on the last ``holdout``
-    training images (never the test split) and measure the test split's calibration at 1 and at it (fp32 eager).
+    """Fit the temperature of ``name``'s checkpoint on held-out training images (never the test split) and
+    measure the test split's calibration at temperature 1 and at the fitted one (fp32 eager): ``zoo calibrate``.
+
+    Args:
+        name: a registered architecture with a checkpoint.
+        weights: its checkpoint (default: the released one).
+        holdout: how many of the last training images to fit on.
+        data_dir: the dataset root (default: ``$ZOO_DATA``, else the cache).
+        verify: check the dataset files first.
+        batch_size: images per batch.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        progress: a progress bar on stderr.
+
+    Returns:
+        A ``CalibrationResult``: the temperature, and ECE, NLL and Brier before and after it.
+
+    Raises:
+        UnknownModelError: an unknown model or weights name.
+        DatasetError: the training or test split is absent or fails verification.
     """
     entry = get_entry(name)
     spec = get_dataset_spec(entry.dataset)
@@ -148,26 +176,40 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                    allow_sample: bool = True, progress: bool = False, seed: int = 0, backend: str = "auto",
                    artefact: str | None = None, trust_artefact: bool = False,
                    temperature: float | str | None = None) -> EvalResult:
-    """Build ``name``, load ``weights`` (default: its released default checkpoint), evaluate on ``dataset``.
+    """Build ``name``, load ``weights`` and evaluate it on ``dataset``: what ``zoo-eval`` runs.
 
-    With no released checkpoint and no ``weights``, the model is evaluated with random weights from
-    ``seed`` and the result says so. When the dataset is absent and ``allow_sample``, the embedded
-    1,000-image sample is used and the result says so.
+    Args:
+        name: a registered architecture, ``timm/<name>``, ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
+        dataset: ``cifar10``, ``mnist``... or an ImageFolder tree (at the model's own input size and statistics).
+        weights: as ``zoo.create``'s (default: the released default checkpoint; without one, random weights
+            from ``seed``, and the result says so).
+        split: ``"test"`` or ``"train"``.
+        data_dir: the dataset root (default: ``$ZOO_DATA``, else the cache).
+        download: fetch a missing dataset (torchvision's mirrors).
+        verify: check the dataset files (md5 or content fingerprint) first.
+        batch_size: images per batch.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        limit: score only the first ``limit`` images.
+        mean: normalisation mean (with ``std``), overriding the checkpoint's.
+        std: see ``mean``.
+        allow_sample: fall back to the embedded 1,000-image sample when the dataset is absent (the result says so).
+        progress: a progress bar on stderr.
+        seed: the seed of random weights, when there is no checkpoint.
+        backend: ``auto``, ``eager``, other ``zoo.runners`` specs, or an exported backend (the module
+            docstring says what each does).
+        artefact: an exported file to evaluate with an exported ``backend``.
+        trust_artefact: allow a pt2 or TorchScript ``artefact``, which is code by nature (``zoo.runners.load``).
+        temperature: divides the logits first: a number, or ``"fitted"`` for the card's (``zoo calibrate``).
 
-    ``backend``: ``auto`` (the default) runs the setting measured fastest for a pass over a dataset on
-    ``device`` (``zoo.runners.resolve_auto``: measured per CPU class, setup time included; often bf16),
-    whose top-1 can differ from fp32 by a few images; ``eager`` runs the model as built in fp32, which
-    is how every recorded accuracy was measured and reproduces it exactly. Other ``zoo.runners``
-    specs (``bf16``, ``fold-bn+channels-last``...) run as given. An exported backend alone
-    (``onnxruntime``, ``pt2``, ``torchscript``, ``openvino``, ``openvino-bf16`` and the int8 ones,
-    ``zoo.runners.EXPORTED``) evaluates an exported artefact (``artefact``, or a fresh export of the
-    same weights; int8 calibrated on 300 training images); the eager model is evaluated too and
-    ``parity`` counts the images whose top-1 differs. A pt2 or TorchScript ``artefact`` is code by nature
-    and is refused unless ``trust_artefact`` (``zoo.runners.load``).
+    Returns:
+        An ``EvalResult``: top-1, top-5, the NLL, the calibration (ECE, Brier, the reliability bins), the
+        setting that ran, throughput and notes; ``to_dict()`` is ``zoo-eval --json``.
 
-    Besides top-1 the result has the calibration (``zoo.calibration``: ECE, Brier, the reliability bins; the
-    loss is the NLL). ``temperature`` divides the logits first: a number, or ``"fitted"`` for the one the
-    checkpoint's card records (``zoo calibrate``).
+    Raises:
+        UnknownModelError: an unknown model or weights name.
+        InvalidArgumentError: an unknown backend or a bad option.
+        DatasetError: the dataset is absent (and ``allow_sample`` is off) or fails verification.
+        CheckpointError: the weights fail their sha256 or do not fit the model.
     """
     if backend != "auto":
         parse_backend(backend)  # an unknown name fails here, before any work
@@ -187,10 +229,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         data = load_for_eval(spec.name, split, data_dir=data_dir, download=download, verify=verify,
                              allow_sample=allow_sample)
     data = _limited(data, limit, notes)
-    if artefact is not None and backend == "auto":  # the file says how it runs: .onnx, .pt2, .ts.pt, .xml
-        backend = backend_of(artefact)
-    if artefact is not None and backend not in EXPORTED:
-        raise InvalidArgumentError(f"--artefact needs --backend {', '.join(EXPORTED)}, not {backend!r}")
+    backend = _artefact_backend(artefact, backend)
     scoring = dict(batch_size=batch_size, device=dev, mean=mean, std=std, progress=progress, temperature=t)
     parity = None
     if backend in EXPORTED:
@@ -199,16 +238,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
                                             scoring)
         notes.append(f"{backend}: {parity['summary']}")
     else:
-        runner: Callable[[torch.Tensor], torch.Tensor] = model.to(dev).eval()
-        setting = "eager"
-        if backend != "eager":  # auto: the setting measured fastest for a pass over these images, setup included
-            runner = prepare(model, backend, input_size=tuple(spec.input_size), device=dev, batch_size=batch_size,
-                             name=name, images=len(data))
-            setting = runner.spec
-        metrics = evaluate(runner, data, name=name, **scoring)
-        if "bf16" in setting:
-            notes.append(f"{backend} ran {setting}: bf16 arithmetic, whose top-1 can differ from fp32 by a few "
-                         "images; --backend eager gives the exact fp32 result")
+        metrics, setting = _evaluate_torch(model, name, backend, data, tuple(spec.input_size), scoring, notes)
     comparable = (loaded is not None and not folder and loaded.dataset == spec.name and split == loaded.metrics.split
                   and not data.is_sample and limit is None and mean == tuple(loaded.mean) and std == tuple(loaded.std))
     recorded = _recorded(loaded, metrics["top1"], notes) if comparable else None
@@ -219,6 +249,38 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         classes=list(data.dataset.classes), mean=list(mean), std=list(std), batch_size=batch_size, device=str(dev),
         notes=notes, backend=backend, setting=setting, parity=parity, recorded_top1=recorded, **metrics,
     )
+
+
+def _artefact_backend(artefact: str | None, backend: str) -> str:
+    """The backend an ``artefact`` runs on: its file's (``.onnx``, ``.pt2``, ``.ts.pt``, ``.xml``) under ``auto``."""
+    if artefact is not None and backend == "auto":
+        backend = backend_of(artefact)
+    if artefact is not None and backend not in EXPORTED:
+        raise InvalidArgumentError(f"--artefact needs --backend {', '.join(EXPORTED)}, not {backend!r}")
+    return backend
+
+
+def _evaluate_torch(model: nn.Module, name: str, backend: str, data: Any, input_size: tuple[int, ...],
+                    scoring: dict[str, Any], notes: list[str]) -> tuple[dict[str, Any], str]:
+    """Score ``model`` run in torch (``eager``, ``auto`` or ``zoo.runners`` modifiers); the metrics and the
+    setting that ran. ``auto`` is the setting measured fastest for a pass over these images, setup included,
+    tuned here first when the pass pays for it (``zoo.benchmark.tune.maybe_tune``)."""
+    dev, batch_size = scoring["device"], scoring["batch_size"]
+    runner: Callable[[torch.Tensor], torch.Tensor] = model.to(dev).eval()
+    setting = "eager"
+    if backend != "eager":
+        if backend == "auto":  # once per machine, model and batch size
+            tuned = maybe_tune(name, batch_size=batch_size, images=len(data), device=dev)
+            notes += [tuned.summary] if tuned is not None else []
+        runner = prepare(model, backend, input_size=input_size, device=dev, batch_size=batch_size, name=name,
+                         images=len(data))
+        setting = runner.spec
+        notes += [n for n in runner.notes if n.startswith("auto ran")]
+    metrics = evaluate(runner, data, name=name, **scoring)
+    if "bf16" in setting:
+        notes.append(f"{backend} ran {setting}: bf16 arithmetic, whose top-1 can differ from fp32 by a few "
+                     "images; --backend eager gives the exact fp32 result")
+    return metrics, setting
 
 
 def _build(name: str, weights: str | None, entry: Any, spec: DatasetSpec, seed: int, notes: list[str]

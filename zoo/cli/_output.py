@@ -13,7 +13,8 @@ from zoo.utils.fileio import strict_json
 
 __all__ = ["bench_report", "echo", "emit_json", "eval_report", "export_report", "int8_report", "landscape_report",
            "model_card", "model_list", "predictions", "recipe_card", "recipes_table", "status_report", "table",
-           "train_summary", "transfer_report", "verified_files", "view_report", "weights_card", "weights_table"]
+           "train_summary", "transfer_report", "tune_report", "verified_files", "view_report", "weights_card",
+           "weights_table"]
 
 
 def echo(text: str) -> None:
@@ -147,9 +148,25 @@ def bench_report(r: Any, plot_png: str | None) -> str:
     lines = [table(rows, ["model", "device", "backend", "batch", "threads", "median ms", "p90 ms", "images/s",
                           "GFLOP/s", "% peak", "mem MB", "x eager", "cuda/cpu", "status"], right=set(range(3, 13))),
              f"\npeak (matmul probe, cached): {peaks or 'not measured'}; load average {load}; {r.wall_s:.0f} s"]
+    why = {(x.model, n) for x in r.rows for n in x.notes if x.backend != x.setting and n.startswith("auto ran")}
+    peers = {(x.backend, n) for x in r.rows for n in x.notes if x.backend in r.settings.get("peers", ())}
+    lines += [f"{model}: {note}" for model, note in sorted(why)] + [f"{p}: {note}" for p, note in sorted(peers)]
     if plot_png:
         lines.append(f"chart: {plot_png}")
     return "\n".join(lines)
+
+
+def tune_report(results: list[Any]) -> str:
+    """``zoo bench --tune``: each candidate's images/s and setup time per batch size, the winner marked."""
+    lines = []
+    for r in results:
+        rows = [[str(p["batch_size"]), spec, f"{c['images_per_s']:,.0f}", f"{c['setup_s']:.2f}",
+                 "fastest" if spec == r.winners[p["batch_size"]] else ""]
+                for p in r.points for spec, c in sorted(p["candidates"].items(), key=lambda kv: -kv[1]["images_per_s"])]
+        lines += [f"{r.model} on {r.machine}, {r.threads} thread{'s' if r.threads != 1 else ''}:",
+                  table(rows, ["batch", "candidate", "images/s", "setup s", "auto"], right={0, 2, 3}),
+                  r.summary, *(f"NOTE: {n}" for n in r.notes), ""]
+    return "\n".join(lines).rstrip()
 
 
 def eval_report(r: Any, per_class: bool) -> str:

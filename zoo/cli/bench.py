@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ._options import Path, comma_list, json_option
-from ._output import bench_report, emit_json
+from ._output import bench_report, emit_json, tune_report
 
 __all__ = ["bench_cmd"]
 
@@ -27,19 +27,31 @@ __all__ = ["bench_cmd"]
               help="Seconds of timed calls for the slowest setting of each batch (at least 5 calls).")
 @click.option("--refresh-peak", is_flag=True, help="Measure the matmul peak again instead of using the cached one.")
 @click.option("--plot", "plot_png", type=Path(dir_okay=False), help="Write a bar chart of images/s (PNG).")
+@click.option("--peers", is_flag=True,
+              help="Add zoo's ONNX file run by onnxruntime and by OpenVINO with their own defaults (same threads): "
+              "what a user would run instead.")
+@click.option("--tune", is_flag=True,
+              help="Tune auto instead: time its candidates for each model at the batch sizes and threads given, and "
+              "store the result for this machine in the zoo cache (auto reads it first).")
 @json_option
 def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple[str, ...],
               batch_sizes: tuple[int, ...], threads: tuple[int, ...] | None, min_time: float, refresh_peak: bool,
-              plot_png: str | None, as_json: bool) -> None:
+              plot_png: str | None, peers: bool, tune: bool, as_json: bool) -> None:
     """Inference latency and throughput per model, device, backend and batch size, vs eager fp32 and the peak.
 
     By default zoo's `auto` runs beside eager and the runtimes a deployment would pick instead
     (onnxruntime, OpenVINO fp32 and bf16); add timm's network with `-m resnet18,timm/resnet18`.
     """
+    if tune:
+        from ..benchmark.tune import tune as tune_auto
+
+        results = [tune_auto(m, batch_sizes=batch_sizes, threads=t) for m in models for t in (threads or (None,))]
+        emit_json([r.to_dict() for r in results]) if as_json else click.echo(tune_report(results))
+        return
     from ..benchmark import bench
 
     r = bench(models, devices=devices, backends=backends, batch_sizes=batch_sizes, threads=threads,
-              min_time_s=min_time, refresh_peak=refresh_peak)
+              min_time_s=min_time, refresh_peak=refresh_peak, peers=peers)
     if plot_png:
         from ..utils.plots import plot_throughput
 

@@ -8,18 +8,21 @@
 - ``modifiers``: eager variants (BatchNorm folding, channels_last, bf16, compile, CUDA graphs);
 - ``serialize``: the files (ONNX, pt2, TorchScript, OpenVINO IR) and their int8 forms, one dispatch each;
 - ``exported``: exported backends and their runtimes, what int8 is made from and calibrated on;
-- ``parity``: how an artefact agrees with its model; ``auto``: what ``auto`` stands for, measured.
+- ``parity``: how an artefact agrees with its model; ``auto``: what ``auto`` stands for, measured;
+- ``tuned``: this machine's own measurements for ``auto`` (``zoo bench --tune``), in the zoo cache.
 """
 
-from .auto import AUTO_CANDIDATES, auto_rule, resolve, resolve_auto
+from .auto import AUTO_CANDIDATES, auto_rule, explain_auto, resolve, resolve_auto
 from .base import BACKENDS, EXPORTED, INT8, RunFn, Runner, missing_dependency, parse_backend, precision_of
 from .exported import CODE_FORMATS, UntrustedArtefactError, calibration_images, int8_source
 from .modifiers import fold_batchnorm
 from .parity import Parity, agreement, check_parity
 from .runner import backend_of, load, prepare
 from .serialize import FORMATS, ExportError
+from .tuned import autotune_mode, read_entry, tuning_path, write_points
 
 __all__ = ["AUTO_CANDIDATES", "BACKENDS", "CODE_FORMATS", "EXPORTED", "FORMATS", "INT8", "ExportError", "Parity",
-           "Runner", "RunFn", "UntrustedArtefactError", "agreement", "auto_rule", "backend_of", "calibration_images",
-           "check_parity", "fold_batchnorm", "int8_source", "load", "missing_dependency", "parse_backend",
-           "precision_of", "prepare", "resolve", "resolve_auto"]
+           "Runner", "RunFn", "UntrustedArtefactError", "agreement", "auto_rule", "autotune_mode", "backend_of",
+           "calibration_images", "check_parity", "explain_auto", "fold_batchnorm", "int8_source", "load",
+           "missing_dependency", "parse_backend", "precision_of", "prepare", "read_entry", "resolve", "resolve_auto",
+           "tuning_path", "write_points"]

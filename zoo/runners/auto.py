@@ -1,7 +1,8 @@
-"""What ``auto`` stands for: the backend measured fastest on this machine's CPU class for the work of one call.
+"""What ``auto`` stands for: the backend measured fastest for the work of one call, on this very machine when it
+was tuned here (``zoo.runners.tuned``), else on this machine's CPU class (``auto.json``), else by a rule.
 
 ``resolve`` is the one place a backend spec, ``auto`` included, becomes the modifiers that run.
-``benchmarks/results/throughput.md`` holds the measurements that chose ``auto``.
+``benchmarks/results/throughput.md`` holds the measurements behind the shipped table.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import torch.nn as nn
 from ..errors import summarize
 from ..utils.machine import cpu_class, cpu_has_bf16
 from .base import missing_dependency, parse_backend, precision_of
+from .tuned import tuned_point
 
 __all__ = ["AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "AUTO_CUDA", "AUTO_CPU_BF16", "AUTO_CPU_FP32", "auto_table",
-           "resolve_auto", "auto_rule", "resolve", "fallbacks"]
+           "resolve_auto", "explain_auto", "auto_rule", "resolve", "fallbacks", "model_gflops"]
 
 _logger = logging.getLogger(__name__)
 
@@ -84,18 +86,17 @@ def _pick(candidates: dict[str, dict[str, float]], images: int | None, bf16: boo
     return min(close, key=lambda s: (precision_of(parse_backend(s)) != "fp32", cost[s]))
 
 
-def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
-                 images: int | None = None) -> str:
-    """The backend spec ``auto`` stands for on ``device`` for calls of ``batch_size`` images of ``gflops`` GFLOPs.
-
-    CPU: the fastest candidate at the measured point of this CPU class nearest in GFLOP per call (unknown
-    ``gflops``: the largest measured call); ``images``: a pass over that many images, where a backend's
-    setup time (an export) counts too. Without a measurement for this CPU class: onnxruntime up to
-    ``AUTO_ORT_MAX_GFLOP`` per call, else ``AUTO_CPU_BF16`` (``AUTO_CPU_FP32`` without native bf16).
-    CUDA: channels_last with bf16 autocast.
-    """
+def explain_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
+                 images: int | None = None, model: str | None = None, threads: int | None = None) -> tuple[str, str]:
+    """``resolve_auto``'s choice and why, in words: which table or rule chose it."""
     if torch.device(device).type == "cuda":
-        return AUTO_CUDA
+        return AUTO_CUDA, "CUDA: channels_last with bf16 autocast (not measured)"
+    local = tuned_point(model, threads, batch_size)
+    setup = f"; setup time counted for a pass over {images:,} images" if images else ""
+    if local is not None:
+        picked = _pick(local[0]["candidates"], images)
+        if picked:
+            return picked, local[1] + setup
     measured = _measured()
     if measured and measured.get("points"):
         points = measured["points"]
@@ -106,11 +107,27 @@ def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflo
             point = min(points, key=lambda p: abs(math.log(max(p["gflop_per_call"], 1e-9) / work)))
         picked = _pick(point["candidates"], images)
         if picked:
-            return picked
+            return picked, (f"the shipped table for {cpu_class()} (measured on {measured['machine']} on "
+                            f"{measured['recorded']}), nearest point {point['model']} at batch {point['batch_size']}"
+                            + setup)
     small = gflops is not None and batch_size * gflops <= AUTO_ORT_MAX_GFLOP
     if small and missing_dependency(parse_backend(AUTO_CPU_SMALL)) is None:
-        return AUTO_CPU_SMALL
-    return AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32
+        return AUTO_CPU_SMALL, f"the fallback rule ({cpu_class()} not measured): at most {AUTO_ORT_MAX_GFLOP:g} GFLOP"
+    return (AUTO_CPU_BF16 if cpu_has_bf16() else AUTO_CPU_FP32), f"the fallback rule ({cpu_class()} not measured)"
+
+
+def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
+                 images: int | None = None, model: str | None = None, threads: int | None = None) -> str:
+    """The backend spec ``auto`` stands for on ``device`` for calls of ``batch_size`` images of ``gflops`` GFLOPs.
+
+    CPU: this machine's own tuning of ``model`` at ``threads`` when there is one near ``batch_size``
+    (``zoo.runners.tuned``); else the fastest candidate at the shipped table's point for this CPU class nearest
+    in GFLOP per call (unknown ``gflops``: the largest measured call); ``images``: a pass over that many images,
+    where a backend's setup time (an export) counts too. Without either: onnxruntime up to
+    ``AUTO_ORT_MAX_GFLOP`` per call, else ``AUTO_CPU_BF16`` (``AUTO_CPU_FP32`` without native bf16).
+    CUDA: channels_last with bf16 autocast.
+    """
+    return explain_auto(device, batch_size, gflops, images, model, threads)[0]
 
 
 def auto_rule() -> dict[str, str]:
@@ -141,24 +158,33 @@ def auto_rule() -> dict[str, str]:
 
 def resolve(spec: str | Sequence[str], model: nn.Module | None = None, *, input_size: tuple[int, ...] | None = None,
             device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
-            images: int | None = None) -> tuple[str, ...]:
+            images: int | None = None, name: str | None = None, threads: int | None = None) -> tuple[str, ...]:
     """The modifiers that backend ``spec`` runs: a spec string, ``auto``, or modifiers already parsed.
 
     ``auto`` is resolved for calls of ``batch_size`` images of ``gflops`` GFLOPs each (counted on ``model`` at
-    ``input_size`` when not given), and for a pass over ``images`` images, where setup time counts too.
+    ``input_size`` when not given), and for a pass over ``images`` images, where setup time counts too;
+    ``name`` (the registered model) and ``threads`` find this machine's own tuning.
     """
     if not isinstance(spec, str):
         return tuple(spec)
     if spec != "auto":
         return parse_backend(spec)
-    if gflops is None and model is not None and input_size is not None and torch.device(device).type == "cpu":
-        from ..builder import count_flops
+    if gflops is None:
+        gflops = model_gflops(model, input_size, device)
+    return parse_backend(resolve_auto(device, batch_size, gflops, images=images, model=name, threads=threads))
 
-        try:
-            gflops = count_flops(model, tuple(input_size)) / 1e9
-        except Exception:  # noqa: BLE001  (input the model cannot take: the caller's shape check says so in one line)
-            gflops = None
-    return parse_backend(resolve_auto(device, batch_size, gflops, images=images))
+
+def model_gflops(model: nn.Module | None, input_size: tuple[int, ...] | None,
+                 device: str | torch.device = "cpu") -> float | None:
+    """GFLOPs of one image through ``model`` (what ``auto`` weighs on the CPU), or None when unknown."""
+    if model is None or input_size is None or torch.device(device).type != "cpu":
+        return None
+    from ..builder import count_flops
+
+    try:
+        return count_flops(model, tuple(input_size)) / 1e9
+    except Exception:  # noqa: BLE001  (input the model cannot take: the caller's shape check says so in one line)
+        return None
 
 
 def fallbacks(mods: tuple[str, ...], device: str | torch.device) -> list[tuple[str, ...]]:

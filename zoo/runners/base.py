@@ -72,10 +72,16 @@ def missing_error(what: str, missing: str) -> ZooError:
 
 @dataclass
 class Runner:
-    """One way to run a model: call it with an fp32 NCHW batch, get fp32 logits.
+    """One way to run a model: call it with an fp32 NCHW batch, get fp32 logits (``zoo.runners.prepare``,
+    ``zoo.runners.load``).
 
-    ``module`` is the prepared module (None for a runner loaded from a file), ``fn`` what runs instead
-    of it when the model was exported or compiled, ``path`` the file it runs (exported backends).
+    Attributes:
+        module: the prepared module (None for a runner loaded from a file).
+        mods: the modifiers it applies, in order; ``spec`` joins them (``"fold-bn+channels-last"``) and
+            ``precision`` says fp32, bf16 or int8.
+        fn: what runs instead of ``module`` when the model was exported or compiled.
+        path: the file it runs (exported backends).
+        notes: what preparing it decided, for the logs and ``--json`` (a fallback, a chunked batch).
     """
 
     module: nn.Module | None
@@ -92,10 +98,11 @@ class Runner:
     calibration: torch.Tensor | None = None
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    runs_in: str | None = None  # the arithmetic, where the runtime chooses it (a peer's defaults), not the mods
 
     @property
     def precision(self) -> str:
-        return precision_of(self.mods)
+        return self.runs_in or precision_of(self.mods)
 
     @property
     def spec(self) -> str:

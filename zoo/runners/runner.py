@@ -30,8 +30,8 @@ import torch.nn as nn
 from ..builder import deploy_form
 from ..errors import InvalidArgumentError
 from ..utils.fileio import regular_file
-from .auto import fallbacks, resolve
-from .base import EXPORTED, FORMAT_RUNTIMES, RUNTIME_FORMATS, Runner, missing_dependency, missing_error
+from .auto import explain_auto, fallbacks, model_gflops, resolve
+from .base import EXPORTED, FORMAT_RUNTIMES, RUNTIME_FORMATS, Runner, missing_dependency, missing_error, parse_backend
 from .exported import CODE_FORMATS, UntrustedArtefactError, exported, open_file
 from .modifiers import MODIFIERS
 from .serialize import FORMATS
@@ -47,23 +47,49 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
             device: str | torch.device = "cpu", threads: int | None = None, batch_size: int = 256,
             gflops: float | None = None, images: int | None = None, workdir: Path | None = None,
             name: str = "model", calibration: torch.Tensor | None = None) -> Runner:
-    """A ``Runner`` of a copy of ``model`` with backend ``spec`` (a spec string, ``auto``, or modifiers).
+    """A ``Runner`` of a copy of ``model`` with backend ``spec``: the one place a backend name becomes a callable.
 
-    ``input_size`` (C, H, W) is what exports trace with. ``batch_size``, ``gflops`` (per image; counted on the
-    model when not given) and ``images`` (a pass over that many, where setup time counts) only resolve
-    ``auto`` (``zoo.runners.auto.resolve``); should auto's choice fail on this model, the simpler settings
-    after it are tried, with a warning. ``threads`` sets the intra-op threads of onnxruntime and OpenVINO
-    (torch's are the caller's to set). ``workdir`` keeps exported files (default: a temp dir removed once they
-    are loaded). ``calibration``: normalised images the int8 backends calibrate on. Raises ``ZooError`` when a
-    dependency is missing.
+    Should auto's choice fail on this model, the simpler settings after it are tried, with a warning.
+
+    Args:
+        model: the model to run (``zoo.create``); it is copied, never changed.
+        spec: ``"auto"``, a spec string of modifiers joined by ``+`` (``"fold-bn+channels-last+bf16"``), an
+            exported backend (``"onnxruntime"``, ``"openvino"``, ``"openvino-int8"``...), or their sequence.
+        input_size: (C, H, W) of one input: what exports trace with.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        threads: intra-op threads of onnxruntime and OpenVINO (torch's are the caller's to set).
+        batch_size: the batch size the runner will see; with ``gflops`` (per image; counted on the model
+            when not given) and ``images`` (a pass over that many, where setup time counts) it only resolves
+            ``auto`` (``zoo.runners.auto.resolve``).
+        gflops: see ``batch_size``.
+        images: see ``batch_size``.
+        workdir: where exported files are kept (default: a temp dir removed once they are loaded).
+        name: the model's name in logs and file names.
+        calibration: normalised images the int8 backends calibrate on.
+
+    Returns:
+        The ``Runner``: call it with an fp32 NCHW batch to get fp32 logits; ``runner.spec`` says what it runs.
+
+    Raises:
+        InvalidArgumentError: ``spec`` is not a known backend.
+        ZooError: a backend's package is not installed (the message names the extra to install).
     """
     device = torch.device(device)
-    mods = resolve(spec, model, input_size=input_size, device=device, batch_size=batch_size, gflops=gflops,
-                   images=images)
+    why = None
+    if spec == "auto":
+        gflops = model_gflops(model, input_size, device) if gflops is None else gflops
+        chosen, why = explain_auto(device, batch_size, gflops, images, name, threads)
+        mods = parse_backend(chosen)
+    else:
+        mods = resolve(spec, model, input_size=input_size, device=device, batch_size=batch_size)
     tries = fallbacks(mods, device) if spec == "auto" else [mods]
     for i, setting in enumerate(tries):
         try:
-            return _build(model, setting, input_size, device, threads, workdir, name, calibration)
+            runner = _build(model, setting, input_size, device, threads, workdir, name, calibration)
+            if why:
+                runner.notes.append(f"auto ran {runner.spec}: {why}" if i == 0 else
+                                    f"auto ran {runner.spec}, a fallback of {'+'.join(mods)} ({why})")
+            return runner
         except Exception as e:  # auto's own choice must not fail where a simpler setting works
             if i == len(tries) - 1:
                 raise
@@ -99,13 +125,26 @@ def backend_of(path: str | os.PathLike[str]) -> str:
 
 def load(path: str | os.PathLike[str], backend: str | None = None, *, threads: int | None = None,
          trust: bool = False) -> Runner:
-    """A ``Runner`` of an exported file (``backend``: one of ``RUNTIME_FORMATS``, default from the suffix).
+    """A ``Runner`` of an exported file (``.onnx``, OpenVINO ``.xml``, ``.pt2``, TorchScript).
 
     The file must be a regular file of at most ``zoo.utils.fileio.MAX_FILE_BYTES``; a zip-based one (pt2,
-    TorchScript) is measured before torch opens it (``zoo.utils.fileio.check_zip``). pt2 and TorchScript files
-    are code by nature (``CODE_FORMATS``) and are refused unless ``trust`` is set: only load files you
-    made or would run as a program. A file the backend cannot read (corrupt, truncated, or another format)
-    raises ``ExportError``. A file exported with a fixed batch size runs any batch in chunks of that size.
+    TorchScript) is measured before torch opens it (``zoo.utils.fileio.check_zip``). A file exported with a
+    fixed batch size runs any batch in chunks of that size.
+
+    Args:
+        path: the exported file.
+        backend: one of ``RUNTIME_FORMATS`` (default: from the file's suffix).
+        threads: intra-op threads of onnxruntime and OpenVINO.
+        trust: allow pt2 and TorchScript files, which are code by nature (``CODE_FORMATS``): only for files
+            you made or would run as a program.
+
+    Returns:
+        The ``Runner`` of that file.
+
+    Raises:
+        InvalidArgumentError: an unknown ``backend``, or a path that is not a regular file of allowed size.
+        UntrustedArtefactError: a pt2 or TorchScript file without ``trust``.
+        ExportError: the backend cannot read the file (corrupt, truncated, or another format).
     """
     backend = backend or backend_of(path)
     if backend not in RUNTIME_FORMATS:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import tempfile
 import time
@@ -40,30 +39,19 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .errors import InvalidArgumentError, one_line, summarize
-from .registry import get_entry, parse_model_name
-from .runners import (
-    EXPORTED,
-    INT8,
-    RunFn,
-    Runner,
-    auto_rule,
-    calibration_images,
-    missing_dependency,
-    parse_backend,
-    precision_of,
-    prepare,
-    resolve,
-)
-from .utils.machine import machine_info
-from .utils.measure import Peak, Timer, measure_peak, peak_cache_path, peak_memory_mb, percentile, torch_threads
+from ..errors import InvalidArgumentError, one_line
+from ..registry import parse_model_name
+from ..runners import auto_rule, explain_auto, parse_backend, precision_of, resolve
+from ..runners.peers import PEERS, is_peer
+from ..utils.machine import machine_info
+from ..utils.measure import Peak, Timer, measure_peak, peak_cache_path, peak_memory_mb, percentile, torch_threads
+from .settings import Setting, input_batch, prepare_setting, time_interleaved, warm_up
 
 __all__ = ["BenchRow", "BenchReport", "Peak", "bench", "measure_peak", "peak_cache_path"]
 
 _logger = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 65_536  # zoo bench -b: more is a typo, not a benchmark
-MAX_INPUT_BYTES = 2 << 30  # one input batch
 
 
 @dataclass
@@ -121,7 +109,7 @@ class BenchReport:
 
 def _build_model(name: str, seed: int) -> tuple[nn.Module, tuple[int, ...], float]:
     """The model (eval, CPU), its input size and its GFLOPs per image."""
-    from .builder import count_flops, create, model_info
+    from ..builder import count_flops, create, model_info
 
     torch.manual_seed(seed)
     if parse_model_name(name)[0] == "timm":
@@ -145,60 +133,11 @@ def _compile_cache_room() -> Iterator[None]:
 _Key = tuple[tuple[str, ...], "int | None"]  # (modifiers, threads)
 
 
-@dataclass
-class _Setting:
-    """A prepared setting and what it measured at the current batch size."""
-
-    mods: tuple[str, ...]
-    threads: int | None
-    prepared: Runner | None = None
-    run: RunFn | None = None
-    status: str = "ok"
-    prepare_s: float | None = None
-    # per batch size
-    batch_status: str = "ok"
-    output: torch.Tensor | None = None
-    first_call_s: float | None = None
-    times: list[float] = field(default_factory=list)
-    memory_mb: float | None = None
-
-
-def _prepare(model: nn.Module, name: str, mods: tuple[str, ...], device: torch.device, input_size: tuple[int, ...],
-             threads: int | None, tmp: Path) -> _Setting:
-    setting = _Setting(mods, threads)
-    missing = missing_dependency(mods)
-    if missing:
-        setting.status = f"not installed: {missing}"
-        return setting
-    if device.type == "cuda" and set(mods) & set(EXPORTED):
-        setting.status = "CPU only (zoo.runners runs exported models on the CPU)"
-        return setting
-    if device.type != "cuda" and "cuda-graph" in mods:
-        setting.status = "CUDA only (CUDA graphs)"
-        return setting
-    t0 = time.perf_counter()
-    try:
-        calibration, note = None, None
-        if set(mods) & set(INT8):  # the model's training images when they are here, else random inputs
-            dataset = get_entry(name).dataset if parse_model_name(name)[0] == "zoo" else None
-            calibration, note = calibration_images(dataset, 300, random_shape=input_size)
-        with torch_threads(threads):
-            setting.prepared = prepare(model, mods, input_size=input_size, device=device, threads=threads,
-                                       workdir=tmp, name=name, calibration=calibration)
-        if note:
-            setting.prepared.notes.append(note)
-        setting.run = setting.prepared
-    except Exception as e:  # a backend that fails is a row that says why, never a crash
-        setting.status = f"failed: {type(e).__name__}: {summarize(e)}"
-        _logger.warning("%s %s on %s: %s", name, "+".join(mods), device, setting.status)
-    setting.prepare_s = time.perf_counter() - t0
-    return setting
-
-
 def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends: Sequence[str] = ("eager",),
           batch_sizes: Sequence[int] = (1, 32, 256), threads: Sequence[int] | None = None, warmup: int = 2,
           min_time_s: float = 1.0, min_repeats: int = 5, max_repeats: int = 200, seed: int = 0,
-          peak: bool = True, refresh_peak: bool = False, peak_cache: Path | None = None) -> BenchReport:
+          peak: bool = True, refresh_peak: bool = False, peak_cache: Path | None = None,
+          peers: bool = False) -> BenchReport:
     """Benchmark every model x device x backend x batch size x thread count; see the module docstring.
 
     Args:
@@ -213,6 +152,8 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
         min_time_s: timed rounds continue until the slowest setting has run about this long
             (at least ``min_repeats``, at most ``max_repeats`` calls per setting).
         peak: measure (or read from the cache) the matmul peak and report the share of it.
+        peers: add what a user who never heard of zoo would run: zoo's ONNX file in onnxruntime and in OpenVINO,
+            each with its own defaults at the same thread count (``zoo.runners.peers``).
     """
     t_start = time.perf_counter()
     if not models:
@@ -223,9 +164,9 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
     thread_list = [int(t) for t in threads] if threads else [torch.get_num_threads()]
     if any(not 1 <= t <= 1024 for t in thread_list):
         raise InvalidArgumentError(f"thread counts must be in 1..1024, got {thread_list}")
-    asked = list(dict.fromkeys(backends))
+    asked = list(dict.fromkeys([*backends, *(PEERS if peers else ())]))
     for spec in asked:
-        if spec != "auto":
+        if spec != "auto" and not is_peer(spec):
             parse_backend(spec)
     for dev_name in devices:
         try:
@@ -262,13 +203,16 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
                         "(zoo bench --refresh-peak)", len(above), 100 * max(r.peak_share for r in above))
     settings = {"devices": list(devices), "backends": asked, "batch_sizes": list(batch_sizes), "threads": thread_list,
                 "warmup": warmup, "min_time_s": min_time_s, "min_repeats": min_repeats, "max_repeats": max_repeats,
-                "seed": seed, "auto": auto_rule()}
+                "seed": seed, "auto": auto_rule(), "peers": list(PEERS) if peers else []}
     return BenchReport(rows, info, peaks, settings, list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                        round(time.perf_counter() - t_start, 1))
 
 
-def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None = None) -> tuple[str, ...]:
-    return resolve(spec, device=device, batch_size=batch_size, gflops=gflops)
+def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None = None, name: str | None = None,
+          threads: int | None = None) -> tuple[str, ...]:
+    if is_peer(spec):
+        return (spec,)
+    return resolve(spec, device=device, batch_size=batch_size, gflops=gflops, name=name, threads=threads)
 
 
 def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes: Sequence[int],
@@ -276,7 +220,7 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
                  min_time_s: float, min_repeats: int, max_repeats: int, seed: int) -> list[BenchRow]:
     model, input_size, gflops = _build_model(name, seed)
     specs = ["eager", *[s for s in asked if s != "eager"]]
-    settings: dict[_Key, _Setting] = {}
+    settings: dict[_Key, Setting] = {}
     rows: list[BenchRow] = []
     timer = Timer(device)
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
@@ -284,18 +228,18 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
             wanted: dict[tuple[str, int | None], _Key] = {}
             for t in dev_threads:
                 for spec in specs:
-                    key = (_mods(spec, device, b, gflops), t)
+                    key = (_mods(spec, device, b, gflops, name, t), t)
                     wanted[(spec, t)] = key
                     if key not in settings:
-                        settings[key] = _prepare(model, name, key[0], device, input_size, t, Path(tmp))
+                        settings[key] = prepare_setting(model, name, key[0], device, input_size, t, Path(tmp))
                         _logger.info("%s on %s, %s threads: prepared %s (%s)", name, device, t, "+".join(key[0]),
                                      settings[key].status)
             live = [settings[k] for k in dict.fromkeys(wanted.values()) if settings[k].status == "ok"]
-            x = _input_batch(b, input_size, seed, device)
+            x = input_batch(b, input_size, seed, device)
             for s in live:
-                _warm_up(s, x, timer, warmup)
+                warm_up(s, x, timer, warmup)
             live = [s for s in live if s.batch_status == "ok"]
-            _time_interleaved(live, x, timer, min_time_s, min_repeats, max_repeats)
+            time_interleaved(live, x, timer, min_time_s, min_repeats, max_repeats)
             for s in live:
                 with torch_threads(s.threads), torch.inference_mode():
                     s.memory_mb = peak_memory_mb(s.run, x, device)
@@ -303,55 +247,16 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
             for (spec, t), key in wanted.items():
                 group[(spec, t)] = _row(name, device, spec, b, gflops, settings[key], settings[wanted[("eager", t)]],
                                         dev_peaks.get(t))
+            for (spec, t), row in group.items():
+                if spec == "auto" and device.type == "cpu":
+                    row.notes.insert(0, f"auto ran {row.setting}: {explain_auto(device, b, gflops, None, name, t)[1]}")
             rows += [r for (spec, _), r in group.items() if spec in asked]
             _logger.info("%s on %s, batch %d: %s", name, device, b,
                          ", ".join(f"{r.backend}@{r.threads}: {r.images_per_s or 0:.0f} img/s" for r in group.values()))
     return rows
 
 
-def _input_batch(b: int, input_size: tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
-    """A random batch of ``b`` inputs; one beyond ``MAX_INPUT_BYTES`` or the memory at hand is a one-line error."""
-    size = 4 * b * math.prod(input_size)
-    if size > MAX_INPUT_BYTES:
-        raise InvalidArgumentError(f"batch size {b:,} needs {size / 2**30:,.1f} GiB of input alone, more than the "
-                                   f"{MAX_INPUT_BYTES / 2**30:g} GiB zoo bench allows; choose a smaller -b")
-    try:
-        return torch.randn(b, *input_size, generator=torch.Generator().manual_seed(seed)).to(device)
-    except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError is a RuntimeError
-        raise InvalidArgumentError(f"batch size {b:,} does not fit in memory ({summarize(e)}); choose a smaller -b"
-                                   ) from None
-
-
-def _warm_up(s: _Setting, x: torch.Tensor, timer: Timer, warmup: int) -> None:
-    s.batch_status, s.output, s.first_call_s, s.times, s.memory_mb = "ok", None, None, [], None
-    try:
-        with torch_threads(s.threads), torch.inference_mode():
-            t0 = time.perf_counter()
-            s.output = s.run(x)  # torch.compile compiles here, once per batch size
-            if x.device.type == "cuda":
-                torch.cuda.synchronize(x.device)
-            s.first_call_s = time.perf_counter() - t0
-            for _ in range(max(0, warmup - 1)):
-                timer(s.run, x)
-    except Exception as e:
-        s.batch_status = f"failed: {type(e).__name__}: {summarize(e)}"
-        _logger.warning("%s at batch %d: %s", "+".join(s.mods), x.shape[0], s.batch_status)
-
-
-def _time_interleaved(live: list[_Setting], x: torch.Tensor, timer: Timer, min_time_s: float, min_repeats: int,
-                      max_repeats: int) -> None:
-    """Round-robin timed calls: one call of each setting per round."""
-    rounds = 0
-    while live and rounds < max_repeats:
-        for s in live:
-            with torch_threads(s.threads), torch.inference_mode():
-                s.times.append(timer(s.run, x))
-        rounds += 1
-        if rounds >= min_repeats and max(sum(s.times) for s in live) >= min_time_s:
-            break
-
-
-def _row(name: str, device: torch.device, spec: str, b: int, gflops: float, s: _Setting, eager: _Setting,
+def _row(name: str, device: torch.device, spec: str, b: int, gflops: float, s: Setting, eager: Setting,
          peak: Peak | None) -> BenchRow:
     status = s.status if s.status != "ok" else s.batch_status
     row = BenchRow(name, str(device), spec, "+".join(s.mods), b, s.threads, status=status,
