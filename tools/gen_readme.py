@@ -69,15 +69,19 @@ def param_notes() -> str:
 
 
 def weights_table() -> str:
-    rows = ["| weights | dataset | top-1 (%) | top-5 (%) | test loss | source's top-1 (%) | recipe | train time | "
-            "hardware | file |",
-            "|---|---|---:|---:|---:|---:|---|---:|---|---|"]
+    rows = ["| weights | dataset | top-1 (%) | top-5 (%) | test loss | source's top-1 (%) | best public top-1 (%) | "
+            "recipe | train time | hardware | file |",
+            "|---|---|---:|---:|---:|---:|---|---|---:|---|---|"]
     for w in zoo.list_weights():
-        reported = zoo.model_info(w.arch).reported_accuracy
+        info = zoo.model_info(w.arch)
+        reported = info.reported_accuracy
+        best = max(info.public, key=lambda p: p.top1, default=None)
         top5 = "-" if w.metrics.top5 is None else f"{w.metrics.top5:.2f}"
         rows.append(f"| `{w.name}` | {w.dataset} | {w.metrics.top1:.2f} | {top5} | {w.metrics.loss:.4f} | "
-                    f"{'' if reported is None else f'{reported:.2f}'} | `{w.recipe}` | {w.train_time_s / 60:.1f} min | "
-                    f"{w.hardware} | `weights/{w.file_name}` ({w.dtype}, {w.file_size / 1e6:.1f} MB) |")
+                    f"{'' if reported is None else f'{reported:.2f}'} | "
+                    f"{'' if best is None else f'{best.top1:.2f} ([{best.source}]({best.url}))'} | `{w.recipe}` | "
+                    f"{w.train_time_s / 60:.1f} min | {w.hardware} | `weights/{w.file_name}` ({w.dtype}, "
+                    f"{w.file_size / 1e6:.1f} MB) |")
     return "\n".join(rows)
 
 

@@ -69,8 +69,8 @@ def model_list(models: list[dict[str, Any]], pattern: str, pretrained: bool) -> 
         f"checkpoint's (`zoo list --pretrained` for all; `zoo info NAME` for a card)."])
 
 
-def model_card(info: Any, layers: list[Any]) -> str:
-    """``zoo info MODEL``: the model card and its layer table."""
+def model_card(info: Any, layers: list[Any], auto: list[dict[str, Any]] = ()) -> str:
+    """``zoo info MODEL``: the model card, what ``auto`` runs it with here and why, and its layer table."""
     size = _shape(info.input_size)
     lines = [
         f"{info.name}  ({info.family})",
@@ -91,6 +91,7 @@ def model_card(info: Any, layers: list[Any]) -> str:
     for p in sorted(info.public, key=lambda p: -p.top1):
         lines.append(f"  published top-1 elsewhere: {p.top1:.2f}% ({p.source}, {p.url})")
     lines.append(f"  weights:       {', '.join(info.weights) or 'none released yet'}")
+    lines += [f"  auto, batch {c['batch_size']}: {c['backend']} ({c['why']})" for c in auto]
     rows = [[r.name, r.type, _shape(r.output_shape[1:]), f"{r.params:,}"] for r in layers]
     return "\n".join([*lines, "\nlayers:", table(rows, ["layer", "type", "output", "params"], right={3})])
 

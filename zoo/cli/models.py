@@ -40,12 +40,15 @@ def info_cmd(name: str, as_json: bool) -> None:
     if "." in name:
         _weights_card(zoo.get_weights(name), as_json)
         return
+    from ..runners import auto_choices
+
     info = zoo.model_info(name)
     layers = zoo.layer_summary(name)
+    choices = auto_choices(name, info.gflops)
     if as_json:
-        emit_json({**info.to_dict(), "layers": [layer.__dict__ for layer in layers]})
+        emit_json({**info.to_dict(), "layers": [layer.__dict__ for layer in layers], "auto": choices})
     else:
-        click.echo(model_card(info, layers))
+        click.echo(model_card(info, layers, choices))
 
 
 def _weights_card(w: Any, as_json: bool) -> None:

@@ -24,7 +24,7 @@ from .base import missing_dependency, parse_backend, precision_of
 from .tuned import tuned_point
 
 __all__ = ["AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "AUTO_CUDA", "AUTO_CPU_BF16", "AUTO_CPU_FP32", "auto_table",
-           "resolve_auto", "explain_auto", "auto_rule", "resolve", "fallbacks", "model_gflops"]
+           "resolve_auto", "explain_auto", "auto_choices", "auto_rule", "resolve", "fallbacks", "model_gflops"]
 
 _logger = logging.getLogger(__name__)
 
@@ -128,6 +128,14 @@ def resolve_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflo
     CUDA: channels_last with bf16 autocast.
     """
     return explain_auto(device, batch_size, gflops, images, model, threads)[0]
+
+
+def auto_choices(model: str, gflops: float, batch_sizes: Sequence[int] = (1, 64, 256),
+                 threads: int | None = None) -> list[dict[str, Any]]:
+    """What ``auto`` runs for ``model`` (``gflops`` per image) on this machine's CPU per batch size, and why:
+    ``zoo info MODEL`` shows it."""
+    return [dict(zip(("batch_size", "backend", "why"), (b, *explain_auto("cpu", b, gflops, None, model, threads))))
+            for b in batch_sizes]
 
 
 def auto_rule() -> dict[str, str]:
