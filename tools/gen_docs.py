@@ -65,7 +65,8 @@ def model_page(name: str) -> str:
     rows.append(["GFLOPs", f"{info.gflops:.4f} per image ({info.flops_note})"])
     if info.reported_accuracy is not None:
         rows.append(["top-1 reported by the source", f"{info.reported_accuracy:.2f}%"])
-    rows += [["best public top-1", f"{p.top1:.2f}% ([{p.source}]({p.url}))"] for p in info.public]
+    rows += [["published top-1", f"{p.top1:.2f}% ([{p.source}]({p.url}))" + (f": {p.note}" if p.note else "")]
+             for p in sorted(info.public, key=lambda p: -p.top1)]
     text = [f"# `{name}`", "", info.description, "", _md_table(["", "this architecture"], rows), "",
             "## Checkpoints", ""]
     text.append(_md_table(["weights", "top-1 (%)", "top-5 (%)", "recipe"], [

@@ -75,7 +75,7 @@ def weights_table() -> str:
     for w in zoo.list_weights():
         info = zoo.model_info(w.arch)
         reported = info.reported_accuracy
-        best = max(info.public, key=lambda p: p.top1, default=None)
+        best = get_entry(w.arch).best_public
         top5 = "-" if w.metrics.top5 is None else f"{w.metrics.top5:.2f}"
         rows.append(f"| `{w.name}` | {w.dataset} | {w.metrics.top1:.2f} | {top5} | {w.metrics.loss:.4f} | "
                     f"{'' if reported is None else f'{reported:.2f}'} | "
@@ -117,8 +117,9 @@ def peers_table() -> str:
             continue
         ours = entry.weights[0].metrics.top1 if entry.weights else None
         gap = "no checkpoint yet" if ours is None else f"{ours - best.top1:+.2f}"
+        note = f" ({best.note})" if best.note else ""
         rows.append(f"| `{name}` | {'-' if ours is None else f'{ours:.2f}'} | {best.top1:.2f} | "
-                    f"[{best.source}]({best.url}) | {gap} |")
+                    f"[{best.source}]({best.url}){note} | {gap} |")
     return "\n".join(rows)
 
 

@@ -27,12 +27,14 @@ class PublicResult:
     """Another public collection's CIFAR-10 top-1 (%) for an architecture, as its README gives it.
 
     Most collections report the best epoch on the test split; zoo's figures are the last epoch, measured
-    from the stored file. ``source`` names the collection (``owner/repo``), ``url`` where the figure is.
+    from the stored file. ``source`` names the collection (``owner/repo``), ``url`` where the figure is;
+    ``note`` says where its network differs from zoo's (another shortcut, another parameter count).
     """
 
     top1: float
     source: str
     url: str
+    note: str = ""
 
 
 CHENYAOFO = ("chenyaofo/pytorch-cifar-models", "https://github.com/chenyaofo/pytorch-cifar-models#cifar-10")

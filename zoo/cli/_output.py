@@ -89,7 +89,8 @@ def model_card(info: Any, layers: list[Any], auto: list[dict[str, Any]] = ()) ->
     if info.reported_accuracy is not None:
         lines.append(f"  reported top-1 in the source: {info.reported_accuracy:.2f}%")
     for p in sorted(info.public, key=lambda p: -p.top1):
-        lines.append(f"  published top-1 elsewhere: {p.top1:.2f}% ({p.source}, {p.url})")
+        note = f"; {p.note}" if p.note else ""
+        lines.append(f"  published top-1 elsewhere: {p.top1:.2f}% ({p.source}, {p.url}{note})")
     lines.append(f"  weights:       {', '.join(info.weights) or 'none released yet'}")
     lines += [f"  auto, batch {c['batch_size']}: {c['backend']} ({c['why']})" for c in auto]
     rows = [[r.name, r.type, _shape(r.output_shape[1:]), f"{r.params:,}"] for r in layers]

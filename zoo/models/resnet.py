@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..metadata import CHENYAOFO, KUANGLIU, Metrics, PublicResult, Weights
+from ..metadata import CHENYAOFO, KUANGLIU, PYTORCHCV, Metrics, PublicResult, Weights
 from ..registry import register_model
 from ._head import ClassifierMixin
 
@@ -227,11 +227,16 @@ def resnet152(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     return _create_resnet(Bottleneck, [3, 8, 36, 3], _WIDE, "B", num_classes=num_classes, in_chans=in_chans)
 
 
+# pytorchcv's CIFAR ResNets (error 5.97 / 4.52 / 3.69% in its README's CIFAR-10 table) have 1x1 projection shortcuts
+# where channels grow, zoo's (He et al.'s option A) parameter-free zero padding, and were trained in Gluon.
+_PTCV = "projection (option B) shortcuts, {:,} parameters; trained in Gluon and converted"
+
+
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=269_722,
                 expected_flops=81_102_080,
                 reported_accuracy=91.25,
                 weights=_WEIGHTS["resnet20"],
-                public=(PublicResult(92.60, *CHENYAOFO),))
+                public=(PublicResult(92.60, *CHENYAOFO), PublicResult(94.03, *PYTORCHCV, note=_PTCV.format(272_474))))
 def resnet20(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-20 (n=3): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 8.75% error."""
     return _create_resnet(BasicBlock, [3, 3, 3], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
@@ -259,7 +264,7 @@ def resnet44(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
                 expected_flops=250_971_392,
                 reported_accuracy=93.03,
                 weights=_WEIGHTS["resnet56"],
-                public=(PublicResult(94.37, *CHENYAOFO),))
+                public=(PublicResult(94.37, *CHENYAOFO), PublicResult(95.48, *PYTORCHCV, note=_PTCV.format(855_770))))
 def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-56 (n=9): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.97% error."""
     return _create_resnet(BasicBlock, [9, 9, 9], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
@@ -267,7 +272,8 @@ def resnet56(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
 
 @register_model(family="resnet_cifar", source=_HE42, dataset="cifar10", expected_params=1_727_962,
                 expected_flops=505_775_360,
-                reported_accuracy=93.57)
+                reported_accuracy=93.57,
+                public=(PublicResult(96.31, *PYTORCHCV, note=_PTCV.format(1_730_714)),))
 def resnet110(*, num_classes: int = 10, in_chans: int | None = None) -> ResNet:
     """ResNet-110 (n=18): 16-32-64 channels, option A zero-padding shortcuts. He et al. report 6.43% error."""
     return _create_resnet(BasicBlock, [18, 18, 18], _CIFAR, "A", num_classes=num_classes, in_chans=in_chans)
