@@ -144,7 +144,8 @@ def _skipped_bf16() -> list[str]:
 
 
 def auto_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per model and batch size of the sweep: GFLOP per call and each auto candidate's images/s and setup time.
+    """Per model and batch size of the sweep: GFLOP per call and each auto candidate's images/s and setup time
+    (the int8 runners too: ``auto-int8`` weighs them for a checkpoint whose int8 record allows it).
 
     A candidate counts only where its row is ok and, for an fp32 setting, its logits match eager's within
     1e-3 (random weights: logits of order 1); bf16 settings change logits by design (their effect on released
@@ -155,7 +156,7 @@ def auto_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
         for b in sorted({r["batch_size"] for r in _ok(sweep, model=model)}):
             candidates = {}
             for r in _ok(sweep, model=model, batch_size=b):
-                if r["backend"] not in backends.AUTO_CANDIDATES:
+                if r["backend"] not in (*backends.AUTO_CANDIDATES, *backends.AUTO_INT8_CANDIDATES):
                     continue
                 if r["precision"] == "fp32" and (r["max_abs_diff"] or 0) > 1e-3:
                     continue
@@ -179,6 +180,25 @@ def write_auto_table(sweep: dict[str, Any], path: Path = AUTO_TABLE) -> None:
         "load_other_cores": sweep["load"]["busy_cores_other_processes"], "points": auto_points(sweep)}
     atomic_write_text(path, json.dumps(table, indent=1) + "\n")
     auto_policy.auto_table.cache_clear()
+
+
+def write_int8_table(part: dict[str, Any], path: Path = auto_policy.INT8_TABLE) -> None:
+    """Record part int8's top-1 change per released file (by sha256), which ``auto-int8`` reads to decide
+    whether a checkpoint may run in int8 (``zoo.runners.auto.int8_allowed``)."""
+    checkpoints = {}
+    for c in part["checkpoints"]:
+        if c.get("is_sample"):
+            continue
+        eager = c["eager"]["top1"]
+        checkpoints[c["weights"]] = {"sha256": c["sha256"], "images": c["images"], "eager_top1": eager,
+                                     "int8": {s: {"top1": c[s]["top1"], "change": round(c[s]["top1"] - eager, 2)}
+                                              for s in backends.INT8 if c.get(s) and c[s].get("top1") is not None}}
+    table = {"about": "The top-1 change of each released checkpoint in int8 (onnxruntime and OpenVINO, calibrated on "
+                      "300 training images, full test split): written by `python benchmarks/throughput.py --part int8` "
+                      "(and --markdown-only), read by zoo.runners.auto.int8_allowed for --backend auto-int8.",
+             "checkpoints": checkpoints}
+    atomic_write_text(path, json.dumps(table, indent=1) + "\n")
+    auto_policy.int8_table.cache_clear()
 
 
 PARITY_SETTINGS = ["eager", BEST_BF16, "openvino-bf16", "onnxruntime"]
@@ -725,6 +745,8 @@ def main() -> None:
             path.write_text(json.dumps(result, indent=1, default=str) + "\n")
             if part == "sweep":  # what auto stands for from now on, on this CPU class (parts after it use it)
                 write_auto_table(result["parts"]["sweep"])
+    if result["parts"].get("int8") and args.out == RESULTS:  # what auto-int8 may choose, from the recorded scores
+        write_int8_table(result["parts"]["int8"])
     (args.out / "throughput.md").write_text(markdown(result))
     main_part = result["parts"].get("main")
     if main_part:

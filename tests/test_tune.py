@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import zoo
+from conftest import require_dataset
 from zoo.cli import cli
 from zoo.runners import auto, tuned
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -128,3 +132,61 @@ def test_bench_tune_stores_and_peers_run_the_onnx_file_with_their_defaults(
         assert rows[peer]["argmax_agreement"] == 1.0
     assert rows["onnxruntime-defaults"]["max_abs_diff"] < 1e-3  # fp32: the same logits as eager
     assert "with its defaults" in rows["openvino-defaults"]["notes"][0]
+
+
+def test_auto_int8_weighs_int8_only_for_a_checkpoint_whose_record_allows_it() -> None:
+    w = zoo.get_weights("resnet18.cifar10")
+    allowed, why = auto.int8_allowed(w.name, w.sha256)
+    assert set(allowed) == set(auto.AUTO_INT8_CANDIDATES) and "resnet18.cifar10" in why
+    assert auto.int8_allowed(w.name, "0" * 64)[0] == ()  # another file under that name: its record does not apply
+    assert auto.int8_allowed(None, None)[0] == ()  # random weights
+    fast = {"eager": {"images_per_s": 100.0, "setup_s": 0.0}, "openvino-int8": {"images_per_s": 900.0, "setup_s": 0.0}}
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    assert auto._pick(fast, None) == "eager"  # plain auto never runs int8
+    assert auto._pick(fast, None, int8=allowed) == "openvino-int8"
+    record = {"sha256": "a" * 64, "images": 10_000, "eager_top1": 90.0,
+              "int8": {"openvino-int8": {"top1": 89.5, "change": -0.5}, "onnxruntime-int8": {"top1": 89.9,
+                                                                                            "change": -0.1}}}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(auto, "int8_table", lambda path=None: {"x.cifar10": record})
+        assert auto.int8_allowed("x.cifar10", "a" * 64)[0] == ("onnxruntime-int8",)  # -0.5 is past 0.3
+
+
+def test_the_int8_record_is_the_benchmarks_and_covers_every_released_file(tmp_path: Path) -> None:
+    """zoo/runners/int8.json is part int8 of benchmarks/results/throughput.json (written by that benchmark), and
+    holds every released checkpoint by its current sha256: a replaced checkpoint needs its int8 part re-run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo_bench_throughput", ROOT / "benchmarks" / "throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recorded = json.loads((ROOT / "benchmarks" / "results" / "throughput.json").read_text())["parts"]["int8"]
+    module.write_int8_table(recorded, tmp_path / "int8.json")
+    assert json.loads((tmp_path / "int8.json").read_text()) == json.loads(auto.INT8_TABLE.read_text())
+    auto.int8_table.cache_clear()
+    for w in zoo.list_weights():
+        assert auto.int8_table()[w.name]["sha256"] == w.sha256, w.name
+
+
+@pytest.mark.slow
+@pytest.mark.full_data
+def test_zoo_eval_auto_int8_says_what_the_record_allows_and_calibrates_on_training_images(
+        cache: Path, monkeypatch: pytest.MonkeyPatch, restore_threads: None) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    require_dataset("cifar10", "train")
+    monkeypatch.setenv("ZOO_AUTOTUNE", "1")
+    result = CliRunner().invoke(cli, ["eval", "-m", "cnn_basic", "cifar10", "--backend", "auto-int8", "--limit",
+                                      "300", "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    ran = next(n for n in out["notes"] if n.startswith("auto-int8 ran"))
+    assert "recorded int8 top-1 change of cnn_basic.cifar10" in ran, ran
+    point = tuned.read_entry("cnn_basic", threads=1)["points"][0]
+    assert set(auto.AUTO_INT8_CANDIDATES) <= set(point["candidates"])  # the tuning timed the int8 runners
+    if "int8" in out["setting"]:  # calibrated on training images, it scores as the fp32 model does, nearly
+        assert "calibrated on 300 training images" in ran
+        eager = CliRunner().invoke(cli, ["eval", "-m", "cnn_basic", "cifar10", "--backend", "eager", "--limit", "300",
+                                         "--json"])
+        assert abs(out["top1"] - json.loads(eager.stdout)["top1"]) <= 2.0

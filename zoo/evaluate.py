@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .benchmark.tune import maybe_tune
-from .builder import create
+from .builder import create, pretrained_cfg
 from .calibration import ECE_DEFINITION, calibration_metrics, fit_temperature
 from .data.datasets import get_dataset_spec, load_for_eval, load_split
 from .data.folders import is_image_folder, load_image_folder
@@ -32,7 +32,17 @@ from .data.splits import Split
 from .errors import InvalidArgumentError
 from .metadata import Weights
 from .registry import get_entry, parse_model_name
-from .runners import EXPORTED, INT8, agreement, backend_of, calibration_images, load, parse_backend, prepare
+from .runners import (
+    AUTO_SPECS,
+    EXPORTED,
+    INT8,
+    agreement,
+    backend_of,
+    calibration_images,
+    load,
+    parse_backend,
+    prepare,
+)
 from .scoring import evaluate
 from .specs import DatasetSpec
 from .utils.machine import resolve_device
@@ -211,7 +221,7 @@ def evaluate_model(name: str, dataset: str, *, weights: str | None = None, split
         DatasetError: the dataset is absent (and ``allow_sample`` is off) or fails verification.
         CheckpointError: the weights fail their sha256 or do not fit the model.
     """
-    if backend != "auto":
+    if backend not in AUTO_SPECS:
         parse_backend(backend)  # an unknown name fails here, before any work
     entry = get_entry(name) if parse_model_name(name)[0] == "zoo" else None
     folder = is_image_folder(dataset)  # an ImageFolder tree: scored at the model's own input size and statistics
@@ -269,13 +279,13 @@ def _evaluate_torch(model: nn.Module, name: str, backend: str, data: Any, input_
     runner: Callable[[torch.Tensor], torch.Tensor] = model.to(dev).eval()
     setting = "eager"
     if backend != "eager":
-        if backend == "auto":  # once per machine, model and batch size
-            tuned = maybe_tune(name, batch_size=batch_size, images=len(data), device=dev)
+        if backend in AUTO_SPECS:  # once per machine, model and batch size
+            tuned = maybe_tune(name, batch_size=batch_size, images=len(data), device=dev, int8=backend == "auto-int8")
             notes += [tuned.summary] if tuned is not None else []
         runner = prepare(model, backend, input_size=input_size, device=dev, batch_size=batch_size, name=name,
                          images=len(data))
         setting = runner.spec
-        notes += [n for n in runner.notes if n.startswith("auto ran")]
+        notes += [n for n in runner.notes if n.startswith(("auto ran", "auto-int8 ran"))]
     metrics = evaluate(runner, data, name=name, **scoring)
     if "bf16" in setting:
         notes.append(f"{backend} ran {setting}: bf16 arithmetic, whose top-1 can differ from fp32 by a few "
@@ -297,6 +307,8 @@ def _build(name: str, weights: str | None, entry: Any, spec: DatasetSpec, seed: 
         notes.append(note)
         return model, None, note
     loaded = load_into(model, name, weights)
+    if entry is not None:  # the card of what was loaded (auto-int8 reads its int8 record by name and sha256)
+        model.pretrained_cfg = pretrained_cfg(name, model, loaded)
     if loaded is not None and loaded.dataset != spec.name:
         notes.append(f"checkpoint {loaded.name} was trained on {loaded.dataset}, evaluated on {spec.name}")
     return model, loaded, f"loaded {loaded.name}" if loaded is not None else f"loaded {weights}"

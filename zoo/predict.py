@@ -24,7 +24,7 @@ from .data.transforms import make_transform
 from .errors import InvalidArgumentError
 from .metadata import data_config
 from .registry import get_entry
-from .runners import INT8, prepare, resolve
+from .runners import AUTO_SPECS, INT8, prepare, resolve
 from .utils.machine import resolve_device
 
 __all__ = ["predict", "Prediction"]
@@ -110,6 +110,8 @@ def _runner(model: nn.Module, backend: str, input_size: tuple[int, ...], dev: to
     """``model`` itself for ``eager``; else a ``zoo.runners`` runner (``auto``: resolved for ``images`` images)."""
     if backend == "eager":
         return model
+    if backend in AUTO_SPECS:  # prepare chooses, and calibrates an int8 choice on training images
+        return prepare(model, backend, input_size=input_size, device=dev, batch_size=batch_size, images=images)
     mods = resolve(backend, model, input_size=input_size, device=dev, batch_size=batch_size, images=images)
     if set(mods) & set(INT8):
         raise InvalidArgumentError(f"--backend {backend}: int8 needs calibration; export it with `zoo export --int8` "

@@ -24,7 +24,7 @@ from .data.datasets import get_dataset_spec, load_for_eval
 from .errors import InvalidArgumentError
 from .evaluate import _build, _limited, _statistics
 from .registry import get_entry
-from .runners import EXPORTED, parse_backend, prepare
+from .runners import AUTO_SPECS, EXPORTED, parse_backend, prepare
 from .scoring import evaluate
 from .utils.machine import resolve_device
 
@@ -128,7 +128,7 @@ def evaluate_corruptions(name: str, dataset: str = "cifar10", *, weights: str | 
     if backend in EXPORTED:
         raise InvalidArgumentError(f"--corruptions runs the model in torch (--backend auto, eager or zoo.runners "
                                    f"modifiers), not the exported backend {backend!r}")
-    if backend not in ("auto", "eager"):
+    if backend not in (*AUTO_SPECS, "eager"):
         parse_backend(backend)  # an unknown name fails here, before any work
     check_available(names)
     entry = get_entry(name)

@@ -40,8 +40,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import InvalidArgumentError, one_line
-from ..registry import parse_model_name
-from ..runners import auto_rule, explain_auto, parse_backend, precision_of, resolve
+from ..registry import get_entry, parse_model_name
+from ..runners import AUTO_SPECS, auto_rule, explain_auto, int8_allowed, parse_backend, precision_of, resolve
 from ..runners.peers import PEERS, is_peer
 from ..utils.machine import machine_info
 from ..utils.measure import Peak, Timer, measure_peak, peak_cache_path, peak_memory_mb, percentile, torch_threads
@@ -166,7 +166,7 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
         raise InvalidArgumentError(f"thread counts must be in 1..1024, got {thread_list}")
     asked = list(dict.fromkeys([*backends, *(PEERS if peers else ())]))
     for spec in asked:
-        if spec != "auto" and not is_peer(spec):
+        if spec not in AUTO_SPECS and not is_peer(spec):
             parse_backend(spec)
     for dev_name in devices:
         try:
@@ -212,7 +212,17 @@ def _mods(spec: str, device: torch.device, batch_size: int, gflops: float | None
           threads: int | None = None) -> tuple[str, ...]:
     if is_peer(spec):
         return (spec,)
-    return resolve(spec, device=device, batch_size=batch_size, gflops=gflops, name=name, threads=threads)
+    return resolve(spec, device=device, batch_size=batch_size, gflops=gflops, name=name, threads=threads,
+                   int8=_int8(spec, name))
+
+
+def _int8(spec: str, name: str | None) -> tuple[str, ...]:
+    """The int8 runners ``auto-int8`` may pick for ``name``: bench times random weights, so its default released
+    checkpoint's record decides (``zoo.runners.auto.int8_allowed``)."""
+    if spec != "auto-int8" or not name or parse_model_name(name)[0] != "zoo" or not get_entry(name).weights:
+        return ()
+    w = get_entry(name).weights[0]
+    return int8_allowed(w.name, w.sha256)[0]
 
 
 def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes: Sequence[int],
@@ -248,8 +258,9 @@ def _bench_model(name: str, device: torch.device, asked: list[str], batch_sizes:
                 group[(spec, t)] = _row(name, device, spec, b, gflops, settings[key], settings[wanted[("eager", t)]],
                                         dev_peaks.get(t))
             for (spec, t), row in group.items():
-                if spec == "auto" and device.type == "cpu":
-                    row.notes.insert(0, f"auto ran {row.setting}: {explain_auto(device, b, gflops, None, name, t)[1]}")
+                if spec in AUTO_SPECS and device.type == "cpu":
+                    why = explain_auto(device, b, gflops, None, name, t, _int8(spec, name))[1]
+                    row.notes.insert(0, f"{spec} ran {row.setting}: {why}")
             rows += [r for (spec, _), r in group.items() if spec in asked]
             _logger.info("%s on %s, batch %d: %s", name, device, b,
                          ", ".join(f"{r.backend}@{r.threads}: {r.images_per_s or 0:.0f} img/s" for r in group.values()))

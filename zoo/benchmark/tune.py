@@ -22,6 +22,7 @@ from ..errors import InvalidArgumentError
 from ..registry import get_entry, parse_model_name
 from ..runners import (
     AUTO_CANDIDATES,
+    AUTO_INT8_CANDIDATES,
     autotune_mode,
     missing_dependency,
     parse_backend,
@@ -64,15 +65,16 @@ class TuneResult:
                 f"stored in {self.path}")
 
 
-def _candidates() -> list[str]:
-    """The installed candidates that can win here (bf16 ones only where the CPU runs bf16 natively)."""
+def _candidates(int8: bool) -> list[str]:
+    """The installed candidates that can win here (bf16 ones only where the CPU runs bf16 natively; the int8
+    runners when ``int8``, for ``auto-int8``)."""
     bf16 = cpu_has_bf16()
-    return [c for c in AUTO_CANDIDATES if missing_dependency(parse_backend(c)) is None
-            and (bf16 or precision_of(parse_backend(c)) == "fp32")]
+    return [c for c in (*AUTO_CANDIDATES, *(AUTO_INT8_CANDIDATES if int8 else ()))
+            if missing_dependency(parse_backend(c)) is None and (bf16 or precision_of(parse_backend(c)) != "bf16")]
 
 
 def tune(name: str, *, batch_sizes: Sequence[int] = (1, 64, 256), threads: int | None = None,
-         min_time_s: float = 0.3) -> TuneResult:
+         min_time_s: float = 0.3, int8: bool = False) -> TuneResult:
     """Time ``auto``'s candidates for ``name`` at ``batch_sizes`` on this machine and store the result.
 
     Args:
@@ -80,6 +82,8 @@ def tune(name: str, *, batch_sizes: Sequence[int] = (1, 64, 256), threads: int |
         batch_sizes: the batch sizes to tune at.
         threads: CPU threads (default: torch's current count); the result is stored for this count.
         min_time_s: seconds of timed calls for the slowest candidate at each batch size (at least 3 calls each).
+        int8: time the int8 runners too (calibrated on training images when they are here, else on random
+            inputs: enough for their speed), for ``auto-int8``.
 
     Returns:
         A ``TuneResult``: the stored points, the winner per batch size and where they are stored.
@@ -92,7 +96,7 @@ def tune(name: str, *, batch_sizes: Sequence[int] = (1, 64, 256), threads: int |
     get_entry(name)
     t = int(threads or torch.get_num_threads())
     t0 = time.perf_counter()
-    report = bench([name], backends=_candidates(), batch_sizes=batch_sizes, threads=[t], warmup=1,
+    report = bench([name], backends=_candidates(int8), batch_sizes=batch_sizes, threads=[t], warmup=1,
                    min_time_s=min_time_s, min_repeats=3, peak=False)
     points = []
     for b in batch_sizes:
@@ -113,7 +117,7 @@ def tune(name: str, *, batch_sizes: Sequence[int] = (1, 64, 256), threads: int |
 
 
 def maybe_tune(name: str, *, batch_size: int, images: int, device: str | torch.device = "cpu",
-               threads: int | None = None) -> TuneResult | None:
+               threads: int | None = None, int8: bool = False) -> TuneResult | None:
     """Tune ``name`` at ``batch_size`` before a pass over ``images`` images, when that pays and is allowed.
 
     Only on the CPU, for a registered model untuned here at that batch size, with ``ZOO_AUTOTUNE`` not ``0``,
@@ -125,12 +129,13 @@ def maybe_tune(name: str, *, batch_size: int, images: int, device: str | torch.d
         return None
     if mode == "auto" and images < AUTOTUNE_MIN_IMAGES:
         return None
-    if tuned_point(name, threads, batch_size) is not None:
+    point = tuned_point(name, threads, batch_size)
+    if point is not None and (not int8 or set(AUTO_INT8_CANDIDATES) & set(point[0]["candidates"])):
         return None
     _logger.info("tuning auto for %s at batch %d on this machine, once (ZOO_AUTOTUNE=0 turns it off; stored in %s)",
                  name, batch_size, tuning_path(name))
     try:
-        return tune(name, batch_sizes=(batch_size,), threads=threads)
+        return tune(name, batch_sizes=(batch_size,), threads=threads, int8=int8)
     except Exception as e:  # noqa: BLE001  (tuning is an optimisation: the pass goes on with the shipped table)
         _logger.warning("tuning auto for %s failed (%s); using the shipped table", name, e)
         return None

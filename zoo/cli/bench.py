@@ -19,7 +19,9 @@ __all__ = ["bench_cmd"]
               callback=comma_list(str),
               help="Backends, comma-separated: auto, eager, fold-bn, channels-last, bf16, bf16-cast, compile, "
               "cuda-graph, onnxruntime, onnxruntime-int8, pt2, torchscript, openvino, openvino-bf16, openvino-int8, or "
-              "modifiers joined by '+' (fold-bn+channels-last+bf16-cast). int8 calibrates on training images.")
+              "modifiers joined by '+' (fold-bn+channels-last+bf16-cast). int8 calibrates on training images. "
+              "auto-int8: auto with the int8 runners, where the checkpoint's recorded int8 top-1 change is within "
+              "0.3 points.")
 @click.option("--batch-size", "-b", "batch_sizes", default="1,32,256", show_default=True, callback=comma_list(int),
               help="Batch sizes, comma-separated.")
 @click.option("--threads", callback=comma_list(int), help="CPU thread counts, comma-separated [default: torch's].")
@@ -32,7 +34,8 @@ __all__ = ["bench_cmd"]
               "what a user would run instead.")
 @click.option("--tune", is_flag=True,
               help="Tune auto instead: time its candidates for each model at the batch sizes and threads given, and "
-              "store the result for this machine in the zoo cache (auto reads it first).")
+              "store the result for this machine in the zoo cache (auto reads it first); with --backend auto-int8, "
+              "the int8 runners too.")
 @json_option
 def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple[str, ...],
               batch_sizes: tuple[int, ...], threads: tuple[int, ...] | None, min_time: float, refresh_peak: bool,
@@ -45,7 +48,9 @@ def bench_cmd(models: tuple[str, ...], devices: tuple[str, ...], backends: tuple
     if tune:
         from ..benchmark.tune import tune as tune_auto
 
-        results = [tune_auto(m, batch_sizes=batch_sizes, threads=t) for m in models for t in (threads or (None,))]
+        int8 = "auto-int8" in backends  # the int8 runners too, for --backend auto-int8
+        results = [tune_auto(m, batch_sizes=batch_sizes, threads=t, int8=int8) for m in models
+                   for t in (threads or (None,))]
         emit_json([r.to_dict() for r in results]) if as_json else click.echo(tune_report(results))
         return
     from ..benchmark import bench

@@ -57,8 +57,10 @@ __all__ = ["eval_cmd", "predict_cmd", "calibrate_cmd"]
 @click.option("--corruption-seed", type=int, default=0, show_default=True,
               help="With --corruptions: the seed the corrupted images are generated from.")
 @progress_option("Progress bar on stderr.")
-@backend_option("auto: the setting measured fastest for this CPU class (zoo/runners/auto.json; often bf16); eager: "
-                "fp32 as built, exact recorded accuracies; onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
+@backend_option("auto: the setting measured fastest here (this machine's tuning, else zoo/runners/auto.json for its "
+                "CPU class; often bf16); auto-int8: the same with the int8 runners where the checkpoint's recorded "
+                "int8 top-1 change is within 0.3 points; eager: fp32 as built, exact recorded accuracies; "
+                "onnxruntime|pt2|torchscript|openvino|openvino-bf16|"
                 "onnxruntime-int8|openvino-int8: an exported artefact (int8: calibrated on training images), "
                 "with parity against eager; or zoo.runners modifiers such as fold-bn+channels-last.")
 @click.option("--artefact", type=Path(exists=True, dir_okay=False),
@@ -182,7 +184,8 @@ def calibrate_cmd(model_name: str, weights: str | None, holdout: int, batch_size
 @click.option("--topk", "-k", type=click.IntRange(min=1), default=3, show_default=True)
 @batch_size_option(64)
 @device_option()
-@backend_option("auto: the setting measured fastest for this many images (zoo.runners); eager: fp32 as built.")
+@backend_option("auto: the setting measured fastest for this many images (zoo.runners); auto-int8: with the int8 "
+                "runners where the checkpoint's int8 record allows; eager: fp32 as built.")
 @threads_option
 @json_option
 def predict_cmd(model_name: str, images: tuple[str, ...], weights: str, topk: int, batch_size: int, device: str,

@@ -12,7 +12,18 @@
 - ``tuned``: this machine's own measurements for ``auto`` (``zoo bench --tune``), in the zoo cache.
 """
 
-from .auto import AUTO_CANDIDATES, auto_choices, auto_rule, explain_auto, resolve, resolve_auto
+from .auto import (
+    AUTO_CANDIDATES,
+    AUTO_INT8_CANDIDATES,
+    AUTO_SPECS,
+    auto_choices,
+    auto_rule,
+    explain_auto,
+    int8_allowed,
+    int8_of,
+    resolve,
+    resolve_auto,
+)
 from .base import BACKENDS, EXPORTED, INT8, RunFn, Runner, missing_dependency, parse_backend, precision_of
 from .exported import CODE_FORMATS, UntrustedArtefactError, calibration_images, int8_source
 from .modifiers import fold_batchnorm
@@ -21,8 +32,9 @@ from .runner import backend_of, load, prepare
 from .serialize import FORMATS, ExportError
 from .tuned import autotune_mode, read_entry, tuning_path, write_points
 
-__all__ = ["AUTO_CANDIDATES", "BACKENDS", "CODE_FORMATS", "EXPORTED", "FORMATS", "INT8", "agreement", "auto_choices",
-           "auto_rule", "autotune_mode", "backend_of", "calibration_images", "check_parity", "explain_auto",
-           "ExportError", "fold_batchnorm", "int8_source", "load", "missing_dependency", "Parity", "parse_backend",
-           "precision_of", "prepare", "read_entry", "resolve", "resolve_auto", "RunFn", "Runner", "tuning_path",
+__all__ = ["AUTO_CANDIDATES", "AUTO_INT8_CANDIDATES", "AUTO_SPECS", "BACKENDS", "CODE_FORMATS", "EXPORTED",
+           "FORMATS", "INT8", "agreement", "auto_choices", "auto_rule", "autotune_mode", "backend_of",
+           "calibration_images", "check_parity", "explain_auto", "ExportError", "fold_batchnorm", "int8_allowed",
+           "int8_of", "int8_source", "load", "missing_dependency", "Parity", "parse_backend", "precision_of",
+           "prepare", "read_entry", "resolve", "resolve_auto", "RunFn", "Runner", "tuning_path",
            "UntrustedArtefactError", "write_points"]

@@ -24,7 +24,8 @@ from .base import missing_dependency, parse_backend, precision_of
 from .tuned import tuned_point
 
 __all__ = ["AUTO_CANDIDATES", "AUTO_ORT_MAX_GFLOP", "AUTO_CUDA", "AUTO_CPU_BF16", "AUTO_CPU_FP32", "auto_table",
-           "resolve_auto", "explain_auto", "auto_choices", "auto_rule", "resolve", "fallbacks", "model_gflops"]
+           "resolve_auto", "explain_auto", "auto_choices", "auto_rule", "resolve", "fallbacks", "model_gflops",
+           "AUTO_SPECS", "AUTO_INT8_CANDIDATES", "AUTO_INT8_MAX_CHANGE", "int8_allowed", "int8_of", "int8_table"]
 
 _logger = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ AUTO_CANDIDATES = ("eager", "fold-bn+channels-last", "fold-bn+channels-last+bf16
                    "openvino-bf16")
 AUTO_TIE = 0.05
 AUTO_TABLE = Path(__file__).with_name("auto.json")
+# ``auto-int8`` also weighs the int8 runners, for a checkpoint whose recorded int8 top-1 (part int8 of
+# benchmarks/throughput.py, this exact file by sha256, full test split) is within AUTO_INT8_MAX_CHANGE points.
+AUTO_SPECS = ("auto", "auto-int8")
+AUTO_INT8_CANDIDATES = ("onnxruntime-int8", "openvino-int8")
+AUTO_INT8_MAX_CHANGE = 0.3
+INT8_TABLE = Path(__file__).with_name("int8.json")
 # Fallback (no measurement for this CPU class): the rule measured on an AMD EPYC (Zen 4) with torch alone:
 # onnxruntime up to 1 GFLOP per call (its per-operator overhead is far below eager PyTorch's), else BatchNorm
 # folded, channels_last and bf16 (fp32 on a CPU without native bf16).
@@ -62,39 +69,67 @@ def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
         return {}
 
 
+@functools.cache
+def int8_table(path: Path = INT8_TABLE) -> dict[str, Any]:
+    """The recorded int8 top-1 change per released checkpoint: {weights: {"sha256", "eager_top1", "int8"}}."""
+    try:
+        return json.loads(path.read_text())["checkpoints"]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError) as e:
+        _logger.warning("ignoring %s (%s): auto-int8 runs as auto", path, summarize(e))
+        return {}
+
+
+def int8_allowed(weights: str | None, sha256: str | None) -> tuple[tuple[str, ...], str]:
+    """The int8 runners ``auto-int8`` may weigh for the checkpoint ``weights`` (its file ``sha256``), and why."""
+    record = int8_table().get(weights or "")
+    if record is None or sha256 is None or record.get("sha256") != sha256:
+        return (), f"no int8 record for {weights or 'these weights'} (benchmarks/throughput.py --part int8)"
+    changes = {spec: r["change"] for spec, r in record.get("int8", {}).items() if spec in AUTO_INT8_CANDIDATES}
+    allowed = tuple(s for s, c in changes.items() if abs(c) <= AUTO_INT8_MAX_CHANGE)
+    words = ", ".join(f"{s} {c:+.2f}" for s, c in changes.items())
+    return allowed, (f"recorded int8 top-1 change of {weights} on {record['images']:,} test images: {words} points "
+                     f"(allowed within {AUTO_INT8_MAX_CHANGE:g})")
+
+
 def _measured() -> dict[str, Any] | None:
     """This machine's CPU class in the recorded table, if it was measured."""
     return auto_table().get(cpu_class())
 
 
-def _pick(candidates: dict[str, dict[str, float]], images: int | None, bf16: bool | None = None) -> str | None:
+def _pick(candidates: dict[str, dict[str, float]], images: int | None, bf16: bool | None = None,
+          int8: Sequence[str] = ()) -> str | None:
     """The fastest installed candidate (fp32 preferred within AUTO_TIE); ``images``: count setup time too.
 
     ``bf16``: whether bf16 candidates may be picked (default: whether this CPU runs bf16 natively; a report
-    of another machine's measurements passes that machine's).
+    of another machine's measurements passes that machine's). ``int8``: the int8 candidates that may be picked.
     """
     bf16 = cpu_has_bf16() if bf16 is None else bf16
+    allowed = {"fp32": True, "bf16": bf16}
     usable = {spec: c for spec, c in candidates.items()
               if c.get("images_per_s") and missing_dependency(parse_backend(spec)) is None
-              and (precision_of(parse_backend(spec)) == "fp32" or bf16)}
+              and (allowed.get(precision_of(parse_backend(spec)), False) or spec in int8)}
     if not usable:
         return None
     cost = {spec: (c.get("setup_s", 0.0) if images else 0.0) + (images or 1) / c["images_per_s"]
             for spec, c in usable.items()}
     best = min(cost.values())
     close = [s for s in cost if cost[s] <= best * (1 + AUTO_TIE)]
-    return min(close, key=lambda s: (precision_of(parse_backend(s)) != "fp32", cost[s]))
+    return min(close, key=lambda s: ({"fp32": 0, "bf16": 1}.get(precision_of(parse_backend(s)), 2), cost[s]))
 
 
 def explain_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
-                 images: int | None = None, model: str | None = None, threads: int | None = None) -> tuple[str, str]:
-    """``resolve_auto``'s choice and why, in words: which table or rule chose it."""
+                 images: int | None = None, model: str | None = None, threads: int | None = None,
+                 int8: Sequence[str] = ()) -> tuple[str, str]:
+    """``resolve_auto``'s choice and why, in words: which table or rule chose it. ``int8``: the int8 runners
+    that may be chosen too (``auto-int8``: ``int8_allowed``)."""
     if torch.device(device).type == "cuda":
         return AUTO_CUDA, "CUDA: channels_last with bf16 autocast (not measured)"
     local = tuned_point(model, threads, batch_size)
     setup = f"; setup time counted for a pass over {images:,} images" if images else ""
     if local is not None:
-        picked = _pick(local[0]["candidates"], images)
+        picked = _pick(local[0]["candidates"], images, int8=int8)
         if picked:
             return picked, local[1] + setup
     measured = _measured()
@@ -105,7 +140,7 @@ def explain_auto(device: str | torch.device = "cpu", batch_size: int = 256, gflo
         else:
             work = max(batch_size * gflops, 1e-9)
             point = min(points, key=lambda p: abs(math.log(max(p["gflop_per_call"], 1e-9) / work)))
-        picked = _pick(point["candidates"], images)
+        picked = _pick(point["candidates"], images, int8=int8)
         if picked:
             return picked, (f"the shipped table for {cpu_class()} (measured on {measured['machine']} on "
                             f"{measured['recorded']}), nearest point {point['model']} at batch {point['batch_size']}"
@@ -166,20 +201,29 @@ def auto_rule() -> dict[str, str]:
 
 def resolve(spec: str | Sequence[str], model: nn.Module | None = None, *, input_size: tuple[int, ...] | None = None,
             device: str | torch.device = "cpu", batch_size: int = 256, gflops: float | None = None,
-            images: int | None = None, name: str | None = None, threads: int | None = None) -> tuple[str, ...]:
-    """The modifiers that backend ``spec`` runs: a spec string, ``auto``, or modifiers already parsed.
+            images: int | None = None, name: str | None = None, threads: int | None = None,
+            int8: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The modifiers that backend ``spec`` runs: a spec string, ``auto``, ``auto-int8``, or modifiers already parsed.
 
     ``auto`` is resolved for calls of ``batch_size`` images of ``gflops`` GFLOPs each (counted on ``model`` at
     ``input_size`` when not given), and for a pass over ``images`` images, where setup time counts too;
-    ``name`` (the registered model) and ``threads`` find this machine's own tuning.
+    ``name`` (the registered model) and ``threads`` find this machine's own tuning. ``auto-int8`` also weighs
+    the int8 runners ``int8`` names (default: those the checkpoint ``model`` was built with may use, ``int8_of``).
     """
     if not isinstance(spec, str):
         return tuple(spec)
-    if spec != "auto":
+    if spec not in AUTO_SPECS:
         return parse_backend(spec)
     if gflops is None:
         gflops = model_gflops(model, input_size, device)
-    return parse_backend(resolve_auto(device, batch_size, gflops, images=images, model=name, threads=threads))
+    allowed = () if spec == "auto" else (int8_of(model)[0] if int8 is None else tuple(int8))
+    return parse_backend(explain_auto(device, batch_size, gflops, images, name, threads, allowed)[0])
+
+
+def int8_of(model: nn.Module | None) -> tuple[tuple[str, ...], str]:
+    """``int8_allowed`` for the checkpoint ``model`` was built with (``model.pretrained_cfg``: its name and sha256)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return int8_allowed(cfg.get("weights"), cfg.get("sha256"))
 
 
 def model_gflops(model: nn.Module | None, input_size: tuple[int, ...] | None,

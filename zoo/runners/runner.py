@@ -28,11 +28,13 @@ import torch
 import torch.nn as nn
 
 from ..builder import deploy_form
-from ..errors import InvalidArgumentError
+from ..data.datasets import DatasetMissingError
+from ..errors import InvalidArgumentError, ZooError, summarize
+from ..registry import get_entry
 from ..utils.fileio import regular_file
-from .auto import explain_auto, fallbacks, model_gflops, resolve
+from .auto import AUTO_SPECS, explain_auto, fallbacks, int8_of, model_gflops, resolve
 from .base import EXPORTED, FORMAT_RUNTIMES, RUNTIME_FORMATS, Runner, missing_dependency, missing_error, parse_backend
-from .exported import CODE_FORMATS, UntrustedArtefactError, exported, open_file
+from .exported import CODE_FORMATS, UntrustedArtefactError, calibration_images, exported, open_file
 from .modifiers import MODIFIERS
 from .serialize import FORMATS
 
@@ -76,25 +78,42 @@ def prepare(model: nn.Module, spec: str | Sequence[str], *, input_size: tuple[in
     """
     device = torch.device(device)
     why = None
-    if spec == "auto":
-        gflops = model_gflops(model, input_size, device) if gflops is None else gflops
-        chosen, why = explain_auto(device, batch_size, gflops, images, name, threads)
-        mods = parse_backend(chosen)
+    if isinstance(spec, str) and spec in AUTO_SPECS:
+        mods, why, calibration = _choose_auto(spec, model, input_size, device, batch_size, gflops, images, name,
+                                              threads, calibration)
     else:
         mods = resolve(spec, model, input_size=input_size, device=device, batch_size=batch_size)
-    tries = fallbacks(mods, device) if spec == "auto" else [mods]
+    tries = fallbacks(mods, device) if why else [mods]
     for i, setting in enumerate(tries):
         try:
             runner = _build(model, setting, input_size, device, threads, workdir, name, calibration)
             if why:
-                runner.notes.append(f"auto ran {runner.spec}: {why}" if i == 0 else
-                                    f"auto ran {runner.spec}, a fallback of {'+'.join(mods)} ({why})")
+                runner.notes.append(f"{spec} ran {runner.spec}: {why}" if i == 0 else
+                                    f"{spec} ran {runner.spec}, a fallback of {'+'.join(mods)} ({why})")
             return runner
         except Exception as e:  # auto's own choice must not fail where a simpler setting works
             if i == len(tries) - 1:
                 raise
             _logger.warning("%s: %s; running %s", name, e, "+".join(tries[i + 1]))
     raise AssertionError("unreachable")
+
+
+def _choose_auto(spec: str, model: nn.Module, input_size: tuple[int, ...], device: torch.device, batch_size: int,
+                 gflops: float | None, images: int | None, name: str, threads: int | None,
+                 calibration: torch.Tensor | None) -> tuple[tuple[str, ...], str, torch.Tensor | None]:
+    """What ``auto`` (or ``auto-int8``) runs here, why, and the calibration images an int8 choice needs: the
+    checkpoint's training images (without them, int8 is not chosen, and the reason says so)."""
+    gflops = model_gflops(model, input_size, device) if gflops is None else gflops
+    int8, int8_why = int8_of(model) if spec == "auto-int8" else ((), "")
+    chosen, why = explain_auto(device, batch_size, gflops, images, name, threads, int8)
+    if chosen in int8 and calibration is None:
+        try:
+            calibration, note = calibration_images(get_entry(name).dataset, 300)
+            int8_why += f"; {note}"
+        except (DatasetMissingError, ZooError) as e:
+            chosen, why = explain_auto(device, batch_size, gflops, images, name, threads)
+            int8_why += f"; not int8: its calibration needs the training images ({summarize(e)})"
+    return parse_backend(chosen), why + (f"; {int8_why}" if int8_why else ""), calibration
 
 
 def _build(model: nn.Module, mods: tuple[str, ...], input_size: tuple[int, ...], device: torch.device,
