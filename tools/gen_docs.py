@@ -18,6 +18,7 @@ The hand-written pages keep ``<!-- BEGIN name -->``/``<!-- END name -->`` marker
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -174,8 +175,14 @@ def _option_row(p: Any) -> list[str]:
         return [f"`{p.human_readable_name}` (argument)", "", "required" if p.required else "optional"]
     kind = "flag" if p.is_flag else (p.type.name if not isinstance(p.type, click.Choice)
                                      else " \\| ".join(map(str, p.type.choices)))
-    default = "" if p.default in (None, False, ()) or callable(p.default) else f"`{p.default}`"
-    return [names, (p.help or "").replace("|", "\\|"), f"{kind}; default {default}" if default else kind]
+    unset = p.default is None or type(p.default).__name__ == "Sentinel"  # click 8.2: UNSET for "no default"
+    default = "" if unset or p.default in (False, ()) or callable(p.default) else f"`{p.default}`"
+    return [names, _escape(p.help or "").replace("|", "\\|"), f"{kind}; default {default}" if default else kind]
+
+
+def _escape(text: str) -> str:
+    """Help text as Markdown prose: ``<name>`` shown, not taken for an HTML tag."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
@@ -202,7 +209,7 @@ def cli_page() -> str:
     for path, cmd in _commands(cli, "zoo"):
         ctx = click.Context(cmd, info_name=path)
         usage = " ".join(cmd.collect_usage_pieces(ctx))
-        text += [f"## `{path}`", "", (cmd.help or "").strip(), "", f"```\n{path} {usage}\n```", ""]
+        text += [f"## `{path}`", "", _escape(inspect.cleandoc(cmd.help or "")), "", f"```\n{path} {usage}\n```", ""]
         params = [p for p in cmd.params if p.name != "help"]
         if params and not isinstance(cmd, click.Group):
             text += [_md_table(["option", "what", "type and default"], [_option_row(p) for p in params]), ""]
