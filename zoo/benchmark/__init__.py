@@ -154,6 +154,13 @@ def bench(models: Sequence[str], *, devices: Sequence[str] = ("cpu",), backends:
         peak: measure (or read from the cache) the matmul peak and report the share of it.
         peers: add what a user who never heard of zoo would run: zoo's ONNX file in onnxruntime and in OpenVINO,
             each with its own defaults at the same thread count (``zoo.runners.peers``).
+
+    Returns:
+        A ``BenchReport``: one ``BenchRow`` per model, device, backend, batch size and thread count (a setting
+        that cannot run is a row whose ``status`` says why), the machine, the peaks and the settings.
+
+    Raises:
+        InvalidArgumentError: no model, a batch size or thread count out of range, or an unknown backend or device.
     """
     t_start = time.perf_counter()
     if not models:
