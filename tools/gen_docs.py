@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARK_PAGES = {"throughput": "Throughput of every backend", "train_speed": "Training speed and time to accuracy",
                    "data_pipeline": "The data pipeline", "export_parity": "Export parity on the full test split",
-                   "cli_latency": "Command latency", "cli_fuzz": "Command-line fuzzing"}
+                   "cli_latency": "Command latency", "cli_fuzz": "Command-line fuzzing",
+                   "auto_vs_peers": "auto vs what users run instead"}
 
 
 def _records(name: str) -> dict[str, dict[str, Any]]:
