@@ -57,28 +57,27 @@ AUTO_CUDA = "channels-last+bf16"  # AMP; not measured (no GPU on the machines of
 
 
 
-@functools.cache
-def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
-    """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
+def _shipped(path: Path, key: str, otherwise: str) -> dict[str, Any]:
+    """``path``'s ``key`` (a table shipped in the package), or {} when it is absent or damaged (with a warning)."""
     try:
-        return json.loads(path.read_text())["cpus"]
+        return json.loads(path.read_text())[key]
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError) as e:
-        _logger.warning("ignoring %s (%s): auto uses its fallback rule", path, summarize(e))
+        _logger.warning("ignoring %s (%s): %s", path, summarize(e), otherwise)
         return {}
+
+
+@functools.cache
+def auto_table(path: Path = AUTO_TABLE) -> dict[str, Any]:
+    """The recorded measurements behind ``auto``: {cpu class: {"machine", "recorded", "threads", "points"}}."""
+    return _shipped(path, "cpus", "auto uses its fallback rule")
 
 
 @functools.cache
 def int8_table(path: Path = INT8_TABLE) -> dict[str, Any]:
     """The recorded int8 top-1 change per released checkpoint: {weights: {"sha256", "eager_top1", "int8"}}."""
-    try:
-        return json.loads(path.read_text())["checkpoints"]
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, KeyError) as e:
-        _logger.warning("ignoring %s (%s): auto-int8 runs as auto", path, summarize(e))
-        return {}
+    return _shipped(path, "checkpoints", "auto-int8 runs as auto")
 
 
 def int8_allowed(weights: str | None, sha256: str | None) -> tuple[tuple[str, ...], str]:
